@@ -1,0 +1,27 @@
+"""Every failed Dagster run becomes a `run_failed` product event, visible in sync health."""
+
+from __future__ import annotations
+
+from dagster import DefaultSensorStatus, RunFailureSensorContext, run_failure_sensor
+
+from trainu_dagster.observability.product_events import record_event
+from trainu_dagster.resources.postgres import PostgresResource
+
+LOCATION_TAG = "trainu/location_id"
+CORRELATION_TAG = "trainu/correlation_id"
+
+
+@run_failure_sensor(default_status=DefaultSensorStatus.RUNNING, minimum_interval_seconds=15)
+def record_run_failure(context: RunFailureSensorContext, database: PostgresResource) -> None:
+    run = context.dagster_run
+    with database.connect() as conn:
+        record_event(
+            conn,
+            "run_failed",
+            actor="system:dagster",
+            location_id=run.tags.get(LOCATION_TAG),
+            entity_type="dagster_run",
+            entity_id=run.run_id,
+            correlation_id=run.tags.get(CORRELATION_TAG),
+            properties={"job": run.job_name, "error": context.failure_event.message},
+        )

@@ -1,0 +1,50 @@
+"""Sign-in state for the Streamlit app: every query runs as the signed-in user under RLS."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+import streamlit as st
+
+from trainu_dagster import accounts
+from trainu_dagster.db.server import APP_ROLE, AUTH_ROLE, Database, connect_database
+from trainu_dagster.settings import get_settings
+
+
+@st.cache_resource
+def database() -> Database:
+    return connect_database(get_settings(), start_embedded=False)
+
+
+def sign_in(email: str, password: str) -> bool:
+    with database().connect(role=AUTH_ROLE) as conn:
+        token = accounts.sign_in(conn, email, password, lifetime=get_settings().session_lifetime)
+    if token is None:
+        return False
+    with database().connect(role=APP_ROLE) as conn:
+        user = accounts.current_user(conn, token)
+    st.session_state["token"] = token
+    st.session_state["user"] = user
+    return True
+
+
+def sign_out() -> None:
+    token = st.session_state.pop("token", None)
+    st.session_state.pop("user", None)
+    if token:
+        with database().connect(role=APP_ROLE) as conn:
+            accounts.sign_out(conn, token)
+
+
+def current_user() -> accounts.User | None:
+    return st.session_state.get("user")
+
+
+@contextmanager
+def as_signed_in_user() -> Iterator[psycopg.Connection]:
+    """A transaction that sees exactly what RLS lets the signed-in user see."""
+    token = st.session_state["token"]
+    with database().connect(role=APP_ROLE) as conn, accounts.as_user(conn, token):
+        yield conn

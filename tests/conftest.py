@@ -1,0 +1,80 @@
+"""One embedded Postgres per test session; each test module gets its own database,
+cloned from a migrated template, so tests are isolated and never touch a developer's
+data (the state directory is redirected to a temporary folder before anything loads).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import replace
+
+import psycopg
+import pytest
+from psycopg import sql
+from sqlalchemy.engine import make_url
+
+os.environ["TRAINU_STATE_DIR"] = tempfile.mkdtemp(prefix="trainu-test-state-")
+os.environ.pop("TRAINU_DATABASE_URL", None)
+
+from trainu_dagster.db import embedded, migrate  # noqa: E402
+from trainu_dagster.db.server import Database, ensure_database_exists  # noqa: E402
+
+TEMPLATE = "trainu_template"
+_numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[embedded.EmbeddedStatus]:
+    pgdata = tmp_path_factory.mktemp("pg") / "pgdata"
+    status = embedded.start(pgdata)
+    yield status
+    embedded.stop(pgdata)
+
+
+@pytest.fixture(scope="session")
+def template_database(pg_server: embedded.EmbeddedStatus) -> Database:
+    database = Database(
+        admin_url=make_url(pg_server.url(TEMPLATE)),
+        dagster_database="trainu_dagster_test",
+        role_passwords={},
+    )
+    ensure_database_exists(database, TEMPLATE)
+    migrate.upgrade(database)
+    return database
+
+
+def _drop(database: Database, name: str) -> None:
+    with psycopg.connect(database.url(database="postgres"), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+def new_database(template_database: Database, label: str, *, migrated: bool = True) -> Database:
+    name = f"t{next(_numbers)}_{label}"[:63]
+    ensure_database_exists(template_database, name, template=TEMPLATE if migrated else None)
+    return replace(template_database, admin_url=template_database.admin_url.set(database=name))
+
+
+@pytest.fixture(scope="module")
+def database(template_database: Database, request: pytest.FixtureRequest) -> Iterator[Database]:
+    """A migrated database of this module's own."""
+    db = new_database(template_database, request.module.__name__.rsplit(".", 1)[-1])
+    yield db
+    _drop(db, db.name)
+
+
+@pytest.fixture
+def empty_database(template_database: Database) -> Iterator[Database]:
+    db = new_database(template_database, "empty", migrated=False)
+    yield db
+    _drop(db, db.name)
+
+
+@pytest.fixture
+def admin_conn(database: Database) -> Iterator[psycopg.Connection]:
+    with database.connect() as conn:
+        yield conn

@@ -1,0 +1,219 @@
+"""The `trainu` command line: database lifecycle, accounts, and the local stack."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from trainu_dagster import accounts
+from trainu_dagster.db import embedded, migrate
+from trainu_dagster.db.server import (
+    APP_ROLE,
+    AUTH_ROLE,
+    Database,
+    DatabaseNotRunning,
+    connect_database,
+    ensure_database_exists,
+)
+from trainu_dagster.settings import Settings, get_settings
+
+app = typer.Typer(
+    help="TrainU: GHL data in, show-rates and approved outreach out.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="The Postgres server: start, stop, inspect, migrate.", no_args_is_help=True)
+users_app = typer.Typer(help="People who sign in to the TrainU app.", no_args_is_help=True)
+locations_app = typer.Typer(help="Studios (GHL locations) served by this install.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+app.add_typer(locations_app, name="locations")
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code=1)
+
+
+def _running_database(settings: Settings) -> Database:
+    try:
+        return connect_database(settings, start_embedded=False)
+    except DatabaseNotRunning as exc:
+        raise _fail(str(exc)) from exc
+
+
+def prepare_database(settings: Settings) -> Database:
+    """Start the server if embedded, create both databases, migrate to head."""
+    database = connect_database(settings)
+    ensure_database_exists(database, database.name)
+    ensure_database_exists(database, database.dagster_database)
+    migrate.upgrade(database)
+    return database
+
+
+@db_app.command("start")
+def db_start() -> None:
+    """Start the embedded Postgres (if no TRAINU_DATABASE_URL), create databases, migrate."""
+    settings = get_settings()
+    database = prepare_database(settings)
+    where = "external server" if settings.database_url else f"embedded, data in {settings.pgdata}"
+    typer.echo(f"database ready ({where}): {database.admin_url.render_as_string()}")
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the embedded Postgres (committed data is kept)."""
+    settings = get_settings()
+    if settings.database_url:
+        raise _fail("TRAINU_DATABASE_URL points to an external server; TrainU does not stop it")
+    stopped = embedded.stop(settings.pgdata)
+    typer.echo("stopped" if stopped else "not running")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Show whether the server runs and which migration revision it is at."""
+    settings = get_settings()
+    if settings.database_url is None:
+        status = embedded.status(settings.pgdata)
+        typer.echo(f"server:     embedded, {'running (pid %s)' % status.pid if status.running else 'stopped'}")
+        typer.echo(f"data:       {settings.pgdata}")
+        if not status.running:
+            raise typer.Exit(code=3)
+    database = _running_database(settings)
+    typer.echo(f"url:        {database.admin_url.render_as_string()}")
+    state = migrate.state(database)
+    verdict = "up to date" if state.up_to_date else "migrations pending: run `trainu db migrate`"
+    typer.echo(f"migrations: at {state.current or 'none'}, head {state.head} ({verdict})")
+
+
+@db_app.command("url")
+def db_url(
+    role: Annotated[str, typer.Option(help="admin, app or auth.")] = "admin",
+    dagster: Annotated[bool, typer.Option(help="Dagster's storage database instead.")] = False,
+) -> None:
+    """Print a connection URL (passwords included: for scripts, not logs)."""
+    roles = {"admin": None, "app": APP_ROLE, "auth": AUTH_ROLE}
+    if role not in roles:
+        raise _fail(f"--role must be one of {', '.join(roles)}")
+    database = _running_database(get_settings())
+    if dagster:
+        typer.echo(database.dagster_storage_url())
+    else:
+        typer.echo(database.url(role=roles[role]))
+
+
+@db_app.command("env")
+def db_env() -> None:
+    """Print `export PG...` lines for psql and the dbt profile: eval "$(trainu db env)"."""
+    for key, value in _running_database(get_settings()).libpq_env().items():
+        typer.echo(f"export {key}={value!r}")
+
+
+@db_app.command(
+    "psql", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
+def db_psql(ctx: typer.Context) -> None:
+    """Open psql on the application database (extra arguments go to psql)."""
+    database = _running_database(get_settings())
+    psql = str(embedded.psql_path())
+    os.execv(psql, [psql, database.url(), *ctx.args])
+
+
+@db_app.command("migrate")
+def db_migrate(
+    revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
+) -> None:
+    """Apply migrations with Alembic (re-running is a no-op)."""
+    database = _running_database(get_settings())
+    ensure_database_exists(database, database.name)
+    before = migrate.state(database)
+    after = migrate.upgrade(database, revision)
+    if before.current == after.current:
+        typer.echo(f"already at {after.current}; nothing to do")
+    else:
+        typer.echo(f"migrated {before.current or 'empty database'} -> {after.current}")
+
+
+@locations_app.command("add")
+def locations_add(
+    location_id: Annotated[str, typer.Argument(help="GHL location (sub-account) id.")],
+    name: Annotated[str, typer.Option(help="Studio name.")],
+    timezone: Annotated[str, typer.Option(help="IANA timezone, e.g. Europe/London.")] = "UTC",
+) -> None:
+    """Register a studio."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise _fail(f"unknown timezone {timezone!r}") from exc
+    with _running_database(get_settings()).connect() as conn:
+        conn.execute(
+            """
+            INSERT INTO app.locations (location_id, name, timezone) VALUES (%s, %s, %s)
+            ON CONFLICT (location_id) DO UPDATE SET name = excluded.name, timezone = excluded.timezone
+            """,
+            (location_id, name, timezone),
+        )
+    typer.echo(f"location {location_id} ({name}, {timezone}) saved")
+
+
+@users_app.command("add")
+def users_add(
+    email: Annotated[str, typer.Argument()],
+    location: Annotated[str, typer.Option(help="GHL location id.")],
+    role: Annotated[str, typer.Option(help="owner, trainer or client.")],
+    name: Annotated[str, typer.Option(help="Display name.")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+) -> None:
+    """Create a sign-in (prompts for the password unless --password-stdin)."""
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else getpass.getpass("Password: ")
+    with _running_database(get_settings()).connect() as conn:
+        try:
+            user = accounts.create_user(
+                conn,
+                location_id=location,
+                email=email,
+                password=password,
+                role=role,  # type: ignore[arg-type]
+                display_name=name,
+            )
+        except accounts.AccountError as exc:
+            raise _fail(str(exc)) from exc
+    typer.echo(f"created {user.role} {user.email} ({user.id})")
+
+
+@users_app.command("list")
+def users_list(location: Annotated[str | None, typer.Option(help="Only this location.")] = None) -> None:
+    """List sign-ins."""
+    with _running_database(get_settings()).connect() as conn:
+        rows = conn.execute(
+            """
+            SELECT location_id, role, email, display_name, disabled_at IS NOT NULL
+            FROM app.users WHERE %(location)s::text IS NULL OR location_id = %(location)s
+            ORDER BY location_id, role, email
+            """,
+            {"location": location},
+        ).fetchall()
+    for location_id, role, email, display_name, disabled in rows:
+        fields = [location_id, role, email, display_name] + (["(disabled)"] if disabled else [])
+        typer.echo("\t".join(fields))
+
+
+@app.command("up")
+def up() -> None:
+    """Run the whole local stack: database, migrations, Dagster UI + daemon, Streamlit."""
+    from trainu_dagster.stack import StackAlreadyRunning, run_stack
+
+    try:
+        code = run_stack(get_settings(), prepare_database)
+    except StackAlreadyRunning as exc:
+        raise _fail(str(exc)) from exc
+    raise typer.Exit(code=code)

@@ -1,0 +1,137 @@
+"""`trainu up`: the whole local stack under one supervisor.
+
+honcho runs each service in its own process group and relays its output; on Ctrl-C
+(or SIGTERM, or any service exiting) it stops them all. This process also makes
+itself a child subreaper, so helpers a service forked and abandoned (code servers,
+run workers) are re-parented here and reaped too: nothing outlives `trainu up`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import os
+import shlex
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psutil
+from honcho.manager import Manager
+
+from trainu_dagster.db import embedded
+from trainu_dagster.db.server import Database
+from trainu_dagster.settings import PROJECT_ROOT, Settings
+
+PR_SET_CHILD_SUBREAPER = 36
+CLEAN_STOP_CODES = {0, 130, 143}  # exited, or stopped by SIGINT / SIGTERM as asked
+
+
+class StackAlreadyRunning(RuntimeError):
+    pass
+
+
+def service_commands(settings: Settings) -> dict[str, list[str]]:
+    """The long-running services, in start order."""
+    bin_dir = Path(sys.executable).parent
+    workspace = str(PROJECT_ROOT / "workspace.yaml")
+    return {
+        "dagster-webserver": [
+            str(bin_dir / "dagster-webserver"),
+            "--host", "127.0.0.1",
+            "--port", str(settings.dagster_port),
+            "--workspace", workspace,
+        ],
+        "dagster-daemon": [str(bin_dir / "dagster-daemon"), "run", "--workspace", workspace],
+        "streamlit": [
+            str(bin_dir / "streamlit"), "run", str(PROJECT_ROOT / "streamlit_app" / "app.py"),
+            "--server.address", "127.0.0.1",
+            "--server.port", str(settings.streamlit_port),
+            "--server.headless", "true",
+            "--browser.gatherUsageStats", "false",
+        ],
+    }  # fmt: skip
+
+
+def prepare_dagster_home(settings: Settings) -> Path:
+    """DAGSTER_HOME lives in the state directory; its instance config is the repo's."""
+    home = settings.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    return home
+
+
+def service_environment(settings: Settings, database: Database) -> dict[str, str]:
+    """Children get the resolved server, so none of them starts a database of its own."""
+    return {
+        **os.environ,
+        "TRAINU_STATE_DIR": str(settings.state_dir),
+        "TRAINU_DATABASE_URL": database.url(),
+        "TRAINU_DAGSTER_STORAGE_URL": database.dagster_storage_url(),
+        "DAGSTER_HOME": str(settings.dagster_home),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+@contextmanager
+def exclusive_stack_lock(state_dir: Path) -> Iterator[None]:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with open(state_dir / "stack.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise StackAlreadyRunning(
+                f"another `trainu up` is already running with state in {state_dir}"
+            ) from exc
+        yield
+
+
+def _become_subreaper() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
+
+
+def _reap_descendants(timeout: float = 10.0) -> None:
+    leftovers = psutil.Process().children(recursive=True)
+    for proc in leftovers:
+        try:
+            proc.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(leftovers, timeout=timeout)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=timeout)
+
+
+def run_stack(settings: Settings, prepare_database: Callable[[Settings], Database]) -> int:
+    with exclusive_stack_lock(settings.state_dir):
+        we_started_db = settings.database_url is None and not embedded.status(settings.pgdata).running
+        database = prepare_database(settings)
+        try:
+            # After the database is up: its postmaster must not become our child.
+            _become_subreaper()
+            prepare_dagster_home(settings)
+            env = service_environment(settings, database)
+            manager = Manager()
+            for name, argv in service_commands(settings).items():
+                manager.add_process(name, "exec " + shlex.join(argv), env=env, cwd=str(PROJECT_ROOT))
+            print(
+                f"TrainU stack starting: Dagster UI http://127.0.0.1:{settings.dagster_port}  "
+                f"Streamlit http://127.0.0.1:{settings.streamlit_port}  (Ctrl-C stops everything)",
+                flush=True,
+            )
+            manager.loop()
+            code = manager.returncode or 0
+        finally:
+            _reap_descendants()
+            if we_started_db:
+                embedded.stop(settings.pgdata)
+                print("embedded database stopped", flush=True)
+    return 0 if code in CLEAN_STOP_CODES else code
