@@ -56,7 +56,10 @@ def _drop(database: Database, name: str) -> None:
 def new_database(template_database: Database, label: str, *, migrated: bool = True) -> Database:
     name = f"t{next(_numbers)}_{label}"[:63]
     ensure_database_exists(template_database, name, template=TEMPLATE if migrated else None)
-    return replace(template_database, admin_url=template_database.admin_url.set(database=name))
+    database = replace(template_database, admin_url=template_database.admin_url.set(database=name))
+    if migrated:
+        migrate.upgrade(database)  # a no-op for the schema; sets database-level privileges
+    return database
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,9 @@
 """Schemas raw/app/ops and the database roles the app signs in as.
 
 Roles are cluster-wide, so they are created only when missing and never dropped by a
-downgrade (another database on the same server may still use them).
+downgrade (another database on the same server may still use them). Database-level
+privileges are not copied by CREATE DATABASE ... TEMPLATE, so `migrate.upgrade` sets
+them after every run instead of a revision.
 
 Revision ID: 0001
 Revises:
@@ -32,13 +34,6 @@ def upgrade() -> None:
         END
         $$;
 
-        DO $$
-        BEGIN
-            EXECUTE format('REVOKE ALL ON DATABASE %I FROM PUBLIC', current_database());
-            EXECUTE format('GRANT CONNECT ON DATABASE %I TO trainu_app, trainu_auth',
-                           current_database());
-        END
-        $$;
         REVOKE ALL ON SCHEMA public FROM PUBLIC;
 
         CREATE SCHEMA raw;

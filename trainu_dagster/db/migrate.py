@@ -66,7 +66,7 @@ def upgrade(database: Database, revision: str = "head") -> MigrationState:
                 conn.commit()
     finally:
         engine.dispose()
-    _set_role_passwords(database)
+    _secure_database(database)
     return state(database)
 
 
@@ -82,9 +82,17 @@ def downgrade(database: Database, revision: str) -> MigrationState:
     return state(database)
 
 
-def _set_role_passwords(database: Database) -> None:
-    """Roles get passwords only from settings, so none is ever written in a migration."""
+def _secure_database(database: Database) -> None:
+    """Per-database and per-role state that revisions cannot carry.
+
+    Only TrainU's roles may connect, and nobody else gets TEMP; role passwords come
+    from settings alone, so none is ever written in a migration.
+    """
+    name = sql.Identifier(database.name)
+    roles = sql.SQL(", ").join(sql.Identifier(r) for r in (APP_ROLE, AUTH_ROLE))
     with database.connect(autocommit=True) as conn:
+        conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(name))
+        conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(name, roles))
         for role in (APP_ROLE, AUTH_ROLE):
             password = database.role_passwords.get(role)
             if password:

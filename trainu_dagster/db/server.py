@@ -39,7 +39,7 @@ class Database:
         if database is not None:
             url = url.set(database=database)
         if role is not None:
-            url = url.set(username=role, password=self.role_passwords.get(role))
+            url = url._replace(username=role, password=self.role_passwords.get(role))
         return url
 
     def url(self, *, database: str | None = None, role: str | None = None) -> str:
@@ -91,6 +91,8 @@ def connect_database(settings: Settings, *, start_embedded: bool = True) -> Data
                 )
             status = embedded.start(settings.pgdata)
         admin_url = make_url(status.url(settings.database_name))
+    if admin_url.password == "":
+        admin_url = admin_url._replace(password=None)
     passwords = {
         APP_ROLE: settings.app_db_password.get_secret_value() if settings.app_db_password else None,
         AUTH_ROLE: settings.auth_db_password.get_secret_value()

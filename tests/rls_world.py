@@ -1,0 +1,168 @@
+"""Two studios side by side, with owners, trainers, clients and a row of every kind."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from trainu_dagster import accounts
+from trainu_dagster.db.server import AUTH_ROLE, Database
+
+PASSWORD = "correct horse battery staple"
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+# client -> (location, trainer, has a sign-in)
+CLIENTS = {"a1": ("L1", "A", True), "a2": ("L1", "A", False), "b1": ("L1", "B", False),
+           "c1": ("L2", "C", False)}  # fmt: skip
+TRAINERS = {"A": "L1", "B": "L1", "C": "L2"}
+LEAD_CONTACT = "contact-lead-L1"  # a GHL contact who is not (yet) a client
+
+
+@dataclass
+class World:
+    database: Database
+    users: dict[str, accounts.User] = field(default_factory=dict)
+    client_ids: dict[str, UUID] = field(default_factory=dict)
+
+    def token(self, who: str) -> str:
+        with self.database.connect(role=AUTH_ROLE) as conn:
+            token = accounts.sign_in(
+                conn, self.users[who].email, PASSWORD, lifetime=timedelta(hours=1)
+            )
+        assert token is not None
+        return token
+
+    @property
+    def client_names(self) -> dict[UUID, str]:
+        return {v: k for k, v in self.client_ids.items()}
+
+
+def contact(client: str) -> str:
+    return f"contact-{client}"
+
+
+def build_world(database: Database) -> World:
+    world = World(database)
+    with database.connect() as conn:
+        for location in ("L1", "L2"):
+            conn.execute(
+                "INSERT INTO app.locations (location_id, name, timezone) VALUES (%s, %s, %s)",
+                (location, f"Studio {location}", "Europe/London"),
+            )
+            world.users[f"owner-{location}"] = _user(conn, location, f"owner-{location}", "owner")
+        trainer_ids = {}
+        for trainer, location in TRAINERS.items():
+            user = world.users[f"trainer-{trainer}"] = _user(conn, location, f"trainer-{trainer}", "trainer")
+            trainer_ids[trainer] = conn.execute(
+                """INSERT INTO app.trainers (location_id, user_id, ghl_user_id, name)
+                   VALUES (%s, %s, %s, %s) RETURNING id""",
+                (location, user.id, f"ghl-user-{trainer}", f"Trainer {trainer}"),
+            ).fetchone()[0]
+        for client, (location, trainer, signs_in) in CLIENTS.items():
+            user_id = None
+            if signs_in:
+                world.users[f"client-{client}"] = _user(conn, location, f"client-{client}", "client")
+                user_id = world.users[f"client-{client}"].id
+            client_id = world.client_ids[client] = conn.execute(
+                """INSERT INTO app.clients (location_id, ghl_contact_id, trainer_id, user_id, name)
+                   VALUES (%s, %s, %s, %s, %s) RETURNING id""",
+                (location, contact(client), trainer_ids[trainer], user_id, f"Client {client}"),
+            ).fetchone()[0]
+            _client_rows(conn, location, client, client_id, trainer_ids[trainer],
+                         world.users[f"owner-{location}"].id)  # fmt: skip
+        for location in ("L1", "L2"):
+            _location_rows(conn, location)
+        _raw_contact(conn, "L1", LEAD_CONTACT)
+    return world
+
+
+def _user(conn: psycopg.Connection, location: str, name: str, role: str) -> accounts.User:
+    return accounts.create_user(
+        conn, location_id=location, email=f"{name}@example.com", password=PASSWORD,
+        role=role, display_name=name,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+def _raw_contact(conn: psycopg.Connection, location: str, contact_id: str) -> None:
+    conn.execute(
+        """INSERT INTO raw.ghl_contacts (location_id, contact_id, source_updated_at, payload, source)
+           VALUES (%s, %s, %s, '{}', 'pull')""",
+        (location, contact_id, NOW),
+    )
+
+
+def _client_rows(conn, location, client, client_id, trainer_id, approver) -> None:
+    goal_id = conn.execute(
+        """INSERT INTO app.goals (location_id, client_id, goal_type, title, unit, direction,
+                                  baseline_value, target_value, start_date, target_date)
+           VALUES (%s, %s, 'body_weight', 'Lose 5 kg', 'kg', 'decrease', 80, 75,
+                   '2026-09-01', '2026-12-31') RETURNING id""",
+        (location, client_id),
+    ).fetchone()[0]
+    conn.execute(
+        """INSERT INTO app.goal_entries (location_id, goal_id, client_id, value, recorded_at)
+           VALUES (%s, %s, %s, 78.5, %s)""",
+        (location, goal_id, client_id, NOW),
+    )
+    insight_id = conn.execute(
+        """INSERT INTO app.insights (location_id, client_id, scored_at, risk_score, risk_band,
+                                     reasons, model_version)
+           VALUES (%s, %s, %s, 0.72, 'high', %s, 'test') RETURNING id""",
+        (location, client_id, NOW, Jsonb([{"feature": "days_since_last_session", "value": 21}])),
+    ).fetchone()[0]
+    for status in ("pending_approval", "sent"):
+        approved = status == "sent"
+        conn.execute(
+            """INSERT INTO app.messages (location_id, client_id, trainer_id, direction, channel,
+                                         status, body, approved_body, approved_by, approved_at,
+                                         insight_id)
+               VALUES (%s, %s, %s, 'outbound', 'SMS', %s, 'See you Tuesday?', %s, %s, %s, %s)""",
+            (location, client_id, trainer_id, status, "See you Tuesday?" if approved else None,
+             approver if approved else None, NOW if approved else None, insight_id),
+        )  # fmt: skip
+    conn.execute(
+        """INSERT INTO app.messages (location_id, client_id, direction, channel, status, body)
+           VALUES (%s, %s, 'inbound', 'SMS', 'received', 'Yes!')""",
+        (location, client_id),
+    )
+    conn.execute(
+        """INSERT INTO app.agent_events (location_id, agent, event_type, client_id)
+           VALUES (%s, 'drafter', 'draft_created', %s)""",
+        (location, client_id),
+    )
+    _raw_contact(conn, location, contact(client))
+    for table, key in (("ghl_appointments", "appointment_id"), ("ghl_messages", "message_id"),
+                       ("ghl_opportunities", "opportunity_id")):  # fmt: skip
+        conn.execute(
+            f"""INSERT INTO raw.{table} (location_id, {key}, contact_id, source_updated_at,
+                                         payload, source)
+                VALUES (%s, %s, %s, %s, '{{}}', 'webhook')""",
+            (location, f"{table}-{client}", contact(client), NOW),
+        )
+
+
+def _location_rows(conn: psycopg.Connection, location: str) -> None:
+    event_id = conn.execute(
+        """INSERT INTO raw.webhook_events (idempotency_key, location_id, route, signature_scheme,
+                                           body, payload, correlation_id)
+           VALUES (%s, %s, 'marketplace', 'ed25519', '\\x7b7d', '{}', gen_random_uuid())
+           RETURNING id""",
+        (f"wh-{location}", location),
+    ).fetchone()[0]
+    conn.execute(
+        """INSERT INTO ops.sync_queue (location_id, source, webhook_event_id, error_class, error,
+                                       next_attempt_at)
+           VALUES (%s, 'webhook', %s, 'ValueError', 'boom', now())""",
+        (location, event_id),
+    )
+    conn.execute(
+        "INSERT INTO raw.pull_state (location_id, stream) VALUES (%s, 'contacts')", (location,)
+    )
+    conn.execute(
+        "INSERT INTO app.events (location_id, event_type, actor) VALUES (%s, 'sync_ok', 'system')",
+        (location,),
+    )

@@ -1,0 +1,85 @@
+"""The Dagster code location loads, its instance config stores runs in Postgres, and the
+run-failure sensor turns a real failed run into a product event."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance, build_run_status_sensor_context, job, op
+
+from sensors.run_failure import LOCATION_TAG, record_run_failure
+from trainu_dagster.db.server import Database, ensure_database_exists
+from trainu_dagster.definitions import defs
+from trainu_dagster.resources.postgres import PostgresResource
+from trainu_dagster.settings import PROJECT_ROOT
+
+DAGSTER = str(Path(sys.executable).parent / "dagster")
+
+
+@pytest.fixture(scope="module")
+def dagster_home(database: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    ensure_database_exists(database, database.dagster_database)
+    home = tmp_path_factory.mktemp("dagster_home")
+    shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    previous = os.environ.get("TRAINU_DAGSTER_STORAGE_URL")
+    os.environ["TRAINU_DAGSTER_STORAGE_URL"] = database.dagster_storage_url()
+    yield home
+    if previous is None:
+        del os.environ["TRAINU_DAGSTER_STORAGE_URL"]
+
+
+def test_definitions_validate_for_the_workspace(dagster_home: Path, database: Database) -> None:
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "TRAINU_DATABASE_URL": database.url()}
+    result = subprocess.run(
+        [DAGSTER, "definitions", "validate", "--workspace", str(PROJECT_ROOT / "workspace.yaml")],
+        env=env, capture_output=True, text=True, timeout=300, cwd=PROJECT_ROOT,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "All code locations passed validation" in result.stdout + result.stderr
+
+
+def test_definitions_load_in_process() -> None:
+    repository = defs.get_repository_def()
+    assert {s.name for s in repository.sensor_defs} == {"record_run_failure"}
+
+
+@op
+def explode() -> None:
+    raise RuntimeError("GHL answered 502 three times")
+
+
+@job(tags={LOCATION_TAG: "L1"})
+def failing_pull() -> None:
+    explode()
+
+
+def test_failed_run_becomes_a_run_failed_event(dagster_home: Path, database: Database) -> None:
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        result = failing_pull.execute_in_process(instance=instance, raise_on_error=False)
+        assert not result.success
+        stored = instance.get_run_by_id(result.run_id)  # persisted in Postgres storage
+        assert stored is not None and stored.is_failure
+        context = build_run_status_sensor_context(
+            sensor_name="record_run_failure",
+            dagster_event=result.get_run_failure_event(),
+            dagster_instance=instance,
+            dagster_run=stored,
+            resources={"database": PostgresResource(database_url=database.url())},
+        ).for_run_failure()
+        record_run_failure(context)
+
+    with database.connect() as conn:
+        rows = conn.execute(
+            """SELECT location_id, entity_id, properties->>'job', properties->>'error'
+               FROM app.events WHERE event_type = 'run_failed'"""
+        ).fetchall()
+    assert len(rows) == 1
+    location, run_id, job_name, error = rows[0]
+    assert (location, run_id, job_name) == ("L1", result.run_id, "failing_pull")
+    assert "explode" in error

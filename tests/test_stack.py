@@ -1,0 +1,115 @@
+"""`trainu up` on a fresh state directory: everything comes up, Ctrl-C stops everything."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import psutil
+import psycopg
+import pytest
+
+from trainu_dagster.db import embedded
+
+pytestmark = pytest.mark.stack
+
+TRAINU = str(Path(sys.executable).parent / "trainu")
+WORKSPACE_QUERY = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(check: Callable[[], bool], what: str, proc: subprocess.Popen, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"`trainu up` exited early while waiting for {what}"
+        try:
+            if check():
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Stack:
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.dagster_port, self.streamlit_port = free_port(), free_port()
+        env = {k: v for k, v in os.environ.items() if k != "TRAINU_DATABASE_URL"}
+        self.env = env | {
+            "TRAINU_STATE_DIR": str(state_dir),
+            "TRAINU_DAGSTER_PORT": str(self.dagster_port),
+            "TRAINU_STREAMLIT_PORT": str(self.streamlit_port),
+        }
+        self.log = state_dir.parent / f"up-{time.time_ns()}.log"
+
+    def start(self) -> subprocess.Popen:
+        with open(self.log, "w") as log:
+            return subprocess.Popen([TRAINU, "up"], env=self.env, stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+
+    def wait_until_ready(self, proc: subprocess.Popen) -> None:
+        def dagster_loaded() -> bool:
+            response = httpx.post(f"http://127.0.0.1:{self.dagster_port}/graphql",
+                                  json={"query": WORKSPACE_QUERY}, timeout=5)  # fmt: skip
+            entries = response.json()["data"]["workspaceOrError"]["locationEntries"]
+            return [(e["name"], e["loadStatus"]) for e in entries] == [("trainu", "LOADED")]
+
+        def streamlit_healthy() -> bool:
+            response = httpx.get(f"http://127.0.0.1:{self.streamlit_port}/_stcore/health", timeout=5)
+            return response.text == "ok"
+
+        wait_for(dagster_loaded, "the Dagster UI with the trainu code location", proc)
+        wait_for(streamlit_healthy, "Streamlit", proc)
+
+    def database_url(self) -> str:
+        return embedded.status(self.state_dir / "pgdata").url("trainu")
+
+
+def stop_with_ctrl_c(proc: subprocess.Popen) -> list[psutil.Process]:
+    tree = psutil.Process(proc.pid).children(recursive=True)
+    assert len(tree) >= 3  # webserver, daemon, streamlit (+ their helpers)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=90) == 0
+    return tree
+
+
+def test_stack_runs_stops_cleanly_and_restarts_on_the_same_data(tmp_path: Path) -> None:
+    stack = Stack(tmp_path / "state")
+    for attempt in (1, 2):
+        proc = stack.start()
+        try:
+            stack.wait_until_ready(proc)
+            with psycopg.connect(stack.database_url()) as conn:
+                if attempt == 1:
+                    conn.execute("INSERT INTO app.locations (location_id, name) VALUES ('L1', 'Kept')")
+                else:
+                    rows = conn.execute("SELECT name FROM app.locations").fetchall()
+                    assert rows == [("Kept",)], "data written by the first run must survive"
+            if attempt == 1:
+                second = subprocess.run([TRAINU, "up"], env=stack.env, capture_output=True,
+                                        text=True, timeout=60)  # fmt: skip
+                assert second.returncode == 1
+                assert "already running" in second.stderr
+        finally:
+            if proc.poll() is None:
+                tree = stop_with_ctrl_c(proc)
+        leftovers = [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        assert leftovers == [], f"orphans after Ctrl-C: {leftovers}\n{stack.log.read_text()}"
+        assert not embedded.status(stack.state_dir / "pgdata").running
+        strays = [p for p in psutil.process_iter(["cmdline"])
+                  if str(stack.state_dir) in " ".join(p.info["cmdline"] or [])]  # fmt: skip
+        assert strays == []
+        assert "embedded database stopped" in stack.log.read_text()
