@@ -25,6 +25,9 @@ def sign_in(email: str, password: str) -> bool:
         return False
     with database().connect(role=APP_ROLE) as conn:
         user = accounts.current_user(conn, token)
+        assert user is not None
+        with accounts.as_user(conn, token):
+            accounts.record_ui_action(conn, user, "sign_in")
     st.session_state["token"] = token
     st.session_state["user"] = user
     return True

@@ -56,7 +56,9 @@ def build_world(database: Database) -> World:
             world.users[f"owner-{location}"] = _user(conn, location, f"owner-{location}", "owner")
         trainer_ids = {}
         for trainer, location in TRAINERS.items():
-            user = world.users[f"trainer-{trainer}"] = _user(conn, location, f"trainer-{trainer}", "trainer")
+            user = world.users[f"trainer-{trainer}"] = _user(
+                conn, location, f"trainer-{trainer}", "trainer"
+            )
             trainer_ids[trainer] = conn.execute(
                 """INSERT INTO app.trainers (location_id, user_id, ghl_user_id, name)
                    VALUES (%s, %s, %s, %s) RETURNING id""",
@@ -65,7 +67,9 @@ def build_world(database: Database) -> World:
         for client, (location, trainer, signs_in) in CLIENTS.items():
             user_id = None
             if signs_in:
-                world.users[f"client-{client}"] = _user(conn, location, f"client-{client}", "client")
+                world.users[f"client-{client}"] = _user(
+                    conn, location, f"client-{client}", "client"
+                )
                 user_id = world.users[f"client-{client}"].id
             client_id = world.client_ids[client] = conn.execute(
                 """INSERT INTO app.clients (location_id, ghl_contact_id, trainer_id, user_id, name)
@@ -89,7 +93,8 @@ def _user(conn: psycopg.Connection, location: str, name: str, role: str) -> acco
 
 def _raw_contact(conn: psycopg.Connection, location: str, contact_id: str) -> None:
     conn.execute(
-        """INSERT INTO raw.ghl_contacts (location_id, contact_id, source_updated_at, payload, source)
+        """INSERT INTO raw.ghl_contacts
+               (location_id, contact_id, source_updated_at, payload, source)
            VALUES (%s, %s, %s, '{}', 'pull')""",
         (location, contact_id, NOW),
     )

@@ -69,7 +69,10 @@ def test_fresh_database_migrates_to_head_and_reports_it(empty_database: Database
 
     assert tables(empty_database) == EXPECTED_TABLES
     status = trainu(empty_database, "db", "status")
-    assert f"at {migrate.head_revision()}, head {migrate.head_revision()} (up to date)" in status.stdout
+    assert (
+        f"at {migrate.head_revision()}, head {migrate.head_revision()} (up to date)"
+        in status.stdout
+    )
 
 
 def test_rerunning_migrations_is_a_no_op(database: Database) -> None:

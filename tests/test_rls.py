@@ -80,9 +80,13 @@ def test_trainer_reads_zero_rows_of_another_trainers_clients(
     with accounts.as_user(app_conn, world.token("trainer-A")) as conn:
         for table in CLIENT_TABLES:
             column = "id" if table == "app.clients" else "client_id"
-            assert conn.execute(f"SELECT count(*) FROM {table} WHERE {column} = %s", (b1,)).fetchone() == (0,)
+            assert conn.execute(
+                f"SELECT count(*) FROM {table} WHERE {column} = %s", (b1,)
+            ).fetchone() == (0,)
         for table in CONTACT_TABLES:
-            rows = conn.execute(f"SELECT count(*) FROM {table} WHERE contact_id = %s", (contact("b1"),))
+            rows = conn.execute(
+                f"SELECT count(*) FROM {table} WHERE contact_id = %s", (contact("b1"),)
+            )
             assert rows.fetchone() == (0,)
 
 
@@ -125,8 +129,13 @@ def test_without_a_session_nothing_is_visible(world: World, app_conn: psycopg.Co
 def test_forged_settings_do_not_widen_access(world: World, app_conn: psycopg.Connection) -> None:
     owner = world.users["owner-L1"]
     app_conn.autocommit = True
-    for name, value in [("trainu.user_id", str(owner.id)), ("trainu.role", "owner"),
-                        ("trainu.location_id", "L1"), ("trainu.session_token", str(owner.id))]:  # fmt: skip
+    forged = [
+        ("trainu.user_id", str(owner.id)),
+        ("trainu.role", "owner"),
+        ("trainu.location_id", "L1"),
+        ("trainu.session_token", str(owner.id)),
+    ]
+    for name, value in forged:
         app_conn.execute("SELECT set_config(%s, %s, false)", (name, value))
     assert count_all(app_conn, ["app.clients", "raw.ghl_contacts", "app.events"]) == {
         "app.clients": 0, "raw.ghl_contacts": 0, "app.events": 0}  # fmt: skip
@@ -139,13 +148,25 @@ def test_forged_settings_do_not_widen_access(world: World, app_conn: psycopg.Con
         ("SET ROLE trainu_auth", psycopg.errors.InsufficientPrivilege),
         ("SELECT set_config('role', 'postgres', false)", psycopg.errors.InsufficientPrivilege),
         ("SET SESSION AUTHORIZATION postgres", psycopg.errors.InsufficientPrivilege),
-        ("ALTER TABLE app.clients DISABLE ROW LEVEL SECURITY", psycopg.errors.InsufficientPrivilege),
-        ("ALTER TABLE app.clients NO FORCE ROW LEVEL SECURITY", psycopg.errors.InsufficientPrivilege),
+        (
+            "ALTER TABLE app.clients DISABLE ROW LEVEL SECURITY",
+            psycopg.errors.InsufficientPrivilege,
+        ),
+        (
+            "ALTER TABLE app.clients NO FORCE ROW LEVEL SECURITY",
+            psycopg.errors.InsufficientPrivilege,
+        ),
         ("DROP POLICY clients_select_3 ON app.clients", psycopg.errors.InsufficientPrivilege),
         ("SELECT * FROM app.sessions", psycopg.errors.InsufficientPrivilege),
         ("SELECT password_hash FROM app.users", psycopg.errors.InsufficientPrivilege),
-        ("SELECT app.issue_session(gen_random_uuid(), '1 hour')", psycopg.errors.InsufficientPrivilege),
-        ("CREATE FUNCTION app.me() RETURNS int LANGUAGE sql AS 'SELECT 1'", psycopg.errors.InsufficientPrivilege),
+        (
+            "SELECT app.issue_session(gen_random_uuid(), '1 hour')",
+            psycopg.errors.InsufficientPrivilege,
+        ),
+        (
+            "CREATE FUNCTION app.me() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+            psycopg.errors.InsufficientPrivilege,
+        ),
         ("CREATE TEMP TABLE t (x int)", psycopg.errors.InsufficientPrivilege),
     ],
 )
@@ -170,29 +191,36 @@ def test_trainer_cannot_write_to_another_trainers_clients(
     token = world.token("trainer-A")
     with accounts.as_user(app_conn, token) as conn:
         updated = conn.execute(
-            "UPDATE app.messages SET status = 'rejected', rejected_reason = 'x' WHERE client_id = %s",
+            """UPDATE app.messages SET status = 'rejected', rejected_reason = 'x'
+               WHERE client_id = %s""",
             (world.client_ids["b1"],),
         )
         assert updated.rowcount == 0
-    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
-        with accounts.as_user(app_conn, token) as conn:
-            conn.execute(
-                """INSERT INTO app.goals (location_id, client_id, goal_type, title, unit, direction,
+    with (
+        pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"),
+        accounts.as_user(app_conn, token) as conn,
+    ):
+        conn.execute(
+            """INSERT INTO app.goals (location_id, client_id, goal_type, title, unit, direction,
                        baseline_value, target_value, start_date, target_date)
                    VALUES ('L1', %s, 'strength', 'Squat', 'kg', 'increase', 60, 100,
                            '2026-01-01', '2026-06-01')""",
-                (world.client_ids["b1"],),
-            )
-    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
-        with accounts.as_user(app_conn, token) as conn:
-            conn.execute(
-                """INSERT INTO app.events (location_id, event_type, actor, actor_user_id)
+            (world.client_ids["b1"],),
+        )
+    with (
+        pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"),
+        accounts.as_user(app_conn, token) as conn,
+    ):
+        conn.execute(
+            """INSERT INTO app.events (location_id, event_type, actor, actor_user_id)
                    VALUES ('L1', 'draft_approved', 'user', %s)""",
-                (world.users["owner-L1"].id,),
-            )
-    with pytest.raises(psycopg.errors.InsufficientPrivilege):
-        with accounts.as_user(app_conn, token) as conn:
-            conn.execute("UPDATE app.clients SET location_id = 'L2'")
+            (world.users["owner-L1"].id,),
+        )
+    with (
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
+        accounts.as_user(app_conn, token) as conn,
+    ):
+        conn.execute("UPDATE app.clients SET location_id = 'L2'")
 
 
 def test_client_cannot_approve_or_edit_messages(world: World, app_conn: psycopg.Connection) -> None:
@@ -232,10 +260,14 @@ def test_signed_out_expired_and_disabled_sessions_see_nothing(
 
     live = world.token("trainer-C")
     with database.connect() as admin:
-        admin.execute("UPDATE app.users SET disabled_at = now() WHERE email = 'trainer-c@example.com'")
+        admin.execute(
+            "UPDATE app.users SET disabled_at = now() WHERE email = 'trainer-c@example.com'"
+        )
     try:
         with accounts.as_user(app_conn, live) as conn:
             assert count_all(conn, ["app.clients"]) == {"app.clients": 0}
     finally:
         with database.connect() as admin:
-            admin.execute("UPDATE app.users SET disabled_at = NULL WHERE email = 'trainer-c@example.com'")
+            admin.execute(
+                "UPDATE app.users SET disabled_at = NULL WHERE email = 'trainer-c@example.com'"
+            )

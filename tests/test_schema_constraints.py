@@ -11,7 +11,9 @@ from trainu_dagster.db.server import Database
 @pytest.fixture(scope="module")
 def ids(database: Database) -> dict[str, object]:
     with database.connect() as conn:
-        conn.execute("INSERT INTO app.locations (location_id, name) VALUES ('L1', 'A'), ('L2', 'B')")
+        conn.execute(
+            "INSERT INTO app.locations (location_id, name) VALUES ('L1', 'A'), ('L2', 'B')"
+        )
         user = conn.execute(
             """INSERT INTO app.users (location_id, email, role, display_name, password_hash)
                VALUES ('L1', 't@example.com', 'trainer', 'T', 'x') RETURNING id"""

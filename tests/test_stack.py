@@ -21,7 +21,9 @@ from trainu_dagster.db import embedded
 pytestmark = pytest.mark.stack
 
 TRAINU = str(Path(sys.executable).parent / "trainu")
-WORKSPACE_QUERY = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
+WORKSPACE_QUERY = (
+    "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
+)
 
 
 def free_port() -> int:
@@ -30,7 +32,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for(check: Callable[[], bool], what: str, proc: subprocess.Popen, timeout: float = 180) -> None:
+def wait_for(
+    check: Callable[[], bool], what: str, proc: subprocess.Popen, timeout: float = 180
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"`trainu up` exited early while waiting for {what}"
@@ -68,7 +72,9 @@ class Stack:
             return [(e["name"], e["loadStatus"]) for e in entries] == [("trainu", "LOADED")]
 
         def streamlit_healthy() -> bool:
-            response = httpx.get(f"http://127.0.0.1:{self.streamlit_port}/_stcore/health", timeout=5)
+            response = httpx.get(
+                f"http://127.0.0.1:{self.streamlit_port}/_stcore/health", timeout=5
+            )
             return response.text == "ok"
 
         wait_for(dagster_loaded, "the Dagster UI with the trainu code location", proc)
@@ -94,7 +100,9 @@ def test_stack_runs_stops_cleanly_and_restarts_on_the_same_data(tmp_path: Path) 
             stack.wait_until_ready(proc)
             with psycopg.connect(stack.database_url()) as conn:
                 if attempt == 1:
-                    conn.execute("INSERT INTO app.locations (location_id, name) VALUES ('L1', 'Kept')")
+                    conn.execute(
+                        "INSERT INTO app.locations (location_id, name) VALUES ('L1', 'Kept')"
+                    )
                 else:
                     rows = conn.execute("SELECT name FROM app.locations").fetchall()
                     assert rows == [("Kept",)], "data written by the first run must survive"

@@ -63,7 +63,12 @@ def create_user(
     if len(password) < MIN_PASSWORD_LENGTH:
         raise AccountError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
     email = normalise_email(email)
-    if conn.execute("SELECT 1 FROM app.locations WHERE location_id = %s", (location_id,)).fetchone() is None:
+    if (
+        conn.execute(
+            "SELECT 1 FROM app.locations WHERE location_id = %s", (location_id,)
+        ).fetchone()
+        is None
+    ):
         raise AccountError(f"unknown location {location_id!r}: create it first")
     try:
         row = conn.execute(
@@ -77,7 +82,9 @@ def create_user(
     except psycopg.errors.UniqueViolation as exc:
         raise AccountError(f"a user with email {email} already exists") from exc
     assert row is not None
-    return User(id=row[0], location_id=location_id, email=email, role=role, display_name=display_name)
+    return User(
+        id=row[0], location_id=location_id, email=email, role=role, display_name=display_name
+    )
 
 
 def sign_in(
@@ -122,6 +129,24 @@ def current_user(app_conn: psycopg.Connection, token: str) -> User | None:
             """
         ).fetchone()
     return User(*row) if row else None
+
+
+def record_ui_action(
+    conn: psycopg.Connection,
+    user: User,
+    action: str,
+    *,
+    entity_type: str | None = None,
+    entity_id: str | None = None,
+) -> None:
+    """Append to the audit log; RLS only accepts rows in the signed-in user's own name."""
+    conn.execute(
+        """
+        INSERT INTO app.audit_log (location_id, user_id, action, entity_type, entity_id)
+        VALUES (%s, %s, %s, %s, %s)
+        """,
+        (user.location_id, user.id, action, entity_type, entity_id),
+    )
 
 
 def sign_out(app_conn: psycopg.Connection, token: str) -> None:

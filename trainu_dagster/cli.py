@@ -26,9 +26,13 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-db_app = typer.Typer(help="The Postgres server: start, stop, inspect, migrate.", no_args_is_help=True)
+db_app = typer.Typer(
+    help="The Postgres server: start, stop, inspect, migrate.", no_args_is_help=True
+)
 users_app = typer.Typer(help="People who sign in to the TrainU app.", no_args_is_help=True)
-locations_app = typer.Typer(help="Studios (GHL locations) served by this install.", no_args_is_help=True)
+locations_app = typer.Typer(
+    help="Studios (GHL locations) served by this install.", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(locations_app, name="locations")
@@ -80,7 +84,8 @@ def db_status() -> None:
     settings = get_settings()
     if settings.database_url is None:
         status = embedded.status(settings.pgdata)
-        typer.echo(f"server:     embedded, {'running (pid %s)' % status.pid if status.running else 'stopped'}")
+        state = f"running (pid {status.pid})" if status.running else "stopped"
+        typer.echo(f"server:     embedded, {state}")
         typer.echo(f"data:       {settings.pgdata}")
         if not status.running:
             raise typer.Exit(code=3)
@@ -114,14 +119,12 @@ def db_env() -> None:
         typer.echo(f"export {key}={value!r}")
 
 
-@db_app.command(
-    "psql", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
-)
+@db_app.command("psql", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def db_psql(ctx: typer.Context) -> None:
     """Open psql on the application database (extra arguments go to psql)."""
     database = _running_database(get_settings())
     psql = str(embedded.psql_path())
-    os.execv(psql, [psql, database.url(), *ctx.args])
+    os.execv(psql, [psql, database.url(), *ctx.args])  # noqa: S606 (replaces this process)
 
 
 @db_app.command("migrate")
@@ -156,7 +159,8 @@ def locations_add(
         conn.execute(
             """
             INSERT INTO app.locations (location_id, name, timezone) VALUES (%s, %s, %s)
-            ON CONFLICT (location_id) DO UPDATE SET name = excluded.name, timezone = excluded.timezone
+            ON CONFLICT (location_id)
+            DO UPDATE SET name = excluded.name, timezone = excluded.timezone
             """,
             (location_id, name, timezone),
         )
@@ -174,7 +178,9 @@ def users_add(
     ] = False,
 ) -> None:
     """Create a sign-in (prompts for the password unless --password-stdin)."""
-    password = sys.stdin.readline().rstrip("\n") if password_stdin else getpass.getpass("Password: ")
+    password = (
+        sys.stdin.readline().rstrip("\n") if password_stdin else getpass.getpass("Password: ")
+    )
     with _running_database(get_settings()).connect() as conn:
         try:
             user = accounts.create_user(
@@ -191,7 +197,9 @@ def users_add(
 
 
 @users_app.command("list")
-def users_list(location: Annotated[str | None, typer.Option(help="Only this location.")] = None) -> None:
+def users_list(
+    location: Annotated[str | None, typer.Option(help="Only this location.")] = None,
+) -> None:
     """List sign-ins."""
     with _running_database(get_settings()).connect() as conn:
         rows = conn.execute(

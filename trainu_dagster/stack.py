@@ -15,7 +15,7 @@ import shlex
 import shutil
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import psutil
@@ -97,22 +97,20 @@ def _become_subreaper() -> None:
 def _reap_descendants(timeout: float = 10.0) -> None:
     leftovers = psutil.Process().children(recursive=True)
     for proc in leftovers:
-        try:
+        with suppress(psutil.NoSuchProcess):
             proc.terminate()
-        except psutil.NoSuchProcess:
-            pass
     _, alive = psutil.wait_procs(leftovers, timeout=timeout)
     for proc in alive:
-        try:
+        with suppress(psutil.NoSuchProcess):
             proc.kill()
-        except psutil.NoSuchProcess:
-            pass
     psutil.wait_procs(alive, timeout=timeout)
 
 
 def run_stack(settings: Settings, prepare_database: Callable[[Settings], Database]) -> int:
     with exclusive_stack_lock(settings.state_dir):
-        we_started_db = settings.database_url is None and not embedded.status(settings.pgdata).running
+        we_started_db = (
+            settings.database_url is None and not embedded.status(settings.pgdata).running
+        )
         database = prepare_database(settings)
         try:
             # After the database is up: its postmaster must not become our child.
@@ -121,7 +119,9 @@ def run_stack(settings: Settings, prepare_database: Callable[[Settings], Databas
             env = service_environment(settings, database)
             manager = Manager()
             for name, argv in service_commands(settings).items():
-                manager.add_process(name, "exec " + shlex.join(argv), env=env, cwd=str(PROJECT_ROOT))
+                manager.add_process(
+                    name, "exec " + shlex.join(argv), env=env, cwd=str(PROJECT_ROOT)
+                )
             print(
                 f"TrainU stack starting: Dagster UI http://127.0.0.1:{settings.dagster_port}  "
                 f"Streamlit http://127.0.0.1:{settings.streamlit_port}  (Ctrl-C stops everything)",

@@ -13,7 +13,9 @@ with session.as_signed_in_user() as conn:
 st.title(f"Welcome, {user.display_name}")
 if location:
     st.caption(f"{location[0]} · times shown in {location[1]}")
-scope = {"owner": "in your studio", "trainer": "assigned to you", "client": "on your account"}[user.role]
+scope = {"owner": "in your studio", "trainer": "assigned to you", "client": "on your account"}[
+    user.role
+]
 left, right = st.columns(2)
 left.metric(f"Clients {scope}", clients)
 right.metric("Goals", goals)

@@ -1,0 +1,21 @@
+# The two commands (see README): `make up` runs the whole stack, `make test` the suite.
+# Both install everything first: uv (if missing), then the locked dependencies.
+UV_VERSION := 0.13.8
+UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+
+.PHONY: up test install manifest
+
+install:
+	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --quiet --user "uv==$(UV_VERSION)"
+	"$(UV)" sync --locked
+
+# dagster-dbt reads dbt's manifest at import time; parse needs no database.
+manifest: install
+	PGHOST=unused PGUSER=unused PGDATABASE=unused DBT_USE_COLORS=false \
+	  "$(UV)" run dbt parse --quiet --project-dir dbt_project --profiles-dir dbt_project
+
+up: manifest
+	"$(UV)" run trainu up
+
+test: manifest
+	"$(UV)" run pytest
