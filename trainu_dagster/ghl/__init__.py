@@ -1,0 +1,1 @@
+"""Everything that knows how GoHighLevel speaks: API client, webhook payloads, signatures."""
