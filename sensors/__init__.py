@@ -1,5 +1,7 @@
 """Dagster sensors: what makes TrainU react without a human pressing a button."""
 
+from sensors.dlq_retry import dlq_retry_sensor
 from sensors.run_failure import record_run_failure
+from sensors.webhook_events import webhook_events_sensor
 
-all_sensors = [record_run_failure]
+all_sensors = [webhook_events_sensor, dlq_retry_sensor, record_run_failure]

@@ -1,7 +1,5 @@
 """Every failed Dagster run becomes a `run_failed` product event, visible in sync health."""
 
-from __future__ import annotations
-
 from dagster import DefaultSensorStatus, RunFailureSensorContext, run_failure_sensor
 
 from trainu_dagster.observability.product_events import record_event

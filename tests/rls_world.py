@@ -16,8 +16,12 @@ PASSWORD = "correct horse battery staple"
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 # client -> (location, trainer, has a sign-in)
-CLIENTS = {"a1": ("L1", "A", True), "a2": ("L1", "A", False), "b1": ("L1", "B", False),
-           "c1": ("L2", "C", False)}  # fmt: skip
+CLIENTS = {
+    "a1": ("L1", "A", True),
+    "a2": ("L1", "A", False),
+    "b1": ("L1", "B", False),
+    "c1": ("L2", "C", False),
+}
 TRAINERS = {"A": "L1", "B": "L1", "C": "L2"}
 LEAD_CONTACT = "contact-lead-L1"  # a GHL contact who is not (yet) a client
 
@@ -76,8 +80,14 @@ def build_world(database: Database) -> World:
                    VALUES (%s, %s, %s, %s, %s) RETURNING id""",
                 (location, contact(client), trainer_ids[trainer], user_id, f"Client {client}"),
             ).fetchone()[0]
-            _client_rows(conn, location, client, client_id, trainer_ids[trainer],
-                         world.users[f"owner-{location}"].id)  # fmt: skip
+            _client_rows(
+                conn,
+                location,
+                client,
+                client_id,
+                trainer_ids[trainer],
+                world.users[f"owner-{location}"].id,
+            )
         for location in ("L1", "L2"):
             _location_rows(conn, location)
         _raw_contact(conn, "L1", LEAD_CONTACT)
@@ -86,9 +96,13 @@ def build_world(database: Database) -> World:
 
 def _user(conn: psycopg.Connection, location: str, name: str, role: str) -> accounts.User:
     return accounts.create_user(
-        conn, location_id=location, email=f"{name}@example.com", password=PASSWORD,
-        role=role, display_name=name,  # type: ignore[arg-type]
-    )  # fmt: skip
+        conn,
+        location_id=location,
+        email=f"{name}@example.com",
+        password=PASSWORD,
+        role=role,
+        display_name=name,  # type: ignore[arg-type]
+    )
 
 
 def _raw_contact(conn: psycopg.Connection, location: str, contact_id: str) -> None:
@@ -126,9 +140,17 @@ def _client_rows(conn, location, client, client_id, trainer_id, approver) -> Non
                                          status, body, approved_body, approved_by, approved_at,
                                          insight_id)
                VALUES (%s, %s, %s, 'outbound', 'SMS', %s, 'See you Tuesday?', %s, %s, %s, %s)""",
-            (location, client_id, trainer_id, status, "See you Tuesday?" if approved else None,
-             approver if approved else None, NOW if approved else None, insight_id),
-        )  # fmt: skip
+            (
+                location,
+                client_id,
+                trainer_id,
+                status,
+                "See you Tuesday?" if approved else None,
+                approver if approved else None,
+                NOW if approved else None,
+                insight_id,
+            ),
+        )
     conn.execute(
         """INSERT INTO app.messages (location_id, client_id, direction, channel, status, body)
            VALUES (%s, %s, 'inbound', 'SMS', 'received', 'Yes!')""",
@@ -140,8 +162,11 @@ def _client_rows(conn, location, client, client_id, trainer_id, approver) -> Non
         (location, client_id),
     )
     _raw_contact(conn, location, contact(client))
-    for table, key in (("ghl_appointments", "appointment_id"), ("ghl_messages", "message_id"),
-                       ("ghl_opportunities", "opportunity_id")):  # fmt: skip
+    for table, key in (
+        ("ghl_appointments", "appointment_id"),
+        ("ghl_messages", "message_id"),
+        ("ghl_opportunities", "opportunity_id"),
+    ):
         conn.execute(
             f"""INSERT INTO raw.{table} (location_id, {key}, contact_id, source_updated_at,
                                          payload, source)

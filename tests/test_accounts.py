@@ -19,9 +19,13 @@ def owner(database: Database) -> accounts.User:
     with database.connect() as conn:
         conn.execute("INSERT INTO app.locations (location_id, name) VALUES ('L1', 'Studio')")
         return accounts.create_user(
-            conn, location_id="L1", email="Owner@Example.com", password=PASSWORD, role="owner",
+            conn,
+            location_id="L1",
+            email="Owner@Example.com",
+            password=PASSWORD,
+            role="owner",
             display_name="Olive",
-        )  # fmt: skip
+        )
 
 
 @pytest.mark.parametrize(
@@ -37,8 +41,13 @@ def owner(database: Database) -> accounts.User:
 def test_bad_accounts_are_refused_with_a_clear_reason(
     admin_conn: psycopg.Connection, changes: dict, message: str
 ) -> None:
-    fields = {"location_id": "L1", "email": "new@example.com", "password": PASSWORD,
-              "role": "trainer", "display_name": "New"} | changes  # fmt: skip
+    fields = {
+        "location_id": "L1",
+        "email": "new@example.com",
+        "password": PASSWORD,
+        "role": "trainer",
+        "display_name": "New",
+    } | changes
     with pytest.raises(accounts.AccountError, match=message):
         accounts.create_user(admin_conn, **fields)
 

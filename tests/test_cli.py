@@ -14,13 +14,38 @@ from trainu_dagster.cli import app
 from trainu_dagster.db.server import Database
 
 TRAINU = str(Path(sys.executable).parent / "trainu")
-COMMANDS = [[], ["db"], ["db", "start"], ["db", "stop"], ["db", "status"], ["db", "url"],
-            ["db", "env"], ["db", "psql"], ["db", "migrate"], ["users"], ["users", "add"],
-            ["users", "list"], ["locations"], ["locations", "add"], ["up"]]  # fmt: skip
+COMMANDS = [
+    [],
+    ["db"],
+    ["db", "start"],
+    ["db", "stop"],
+    ["db", "status"],
+    ["db", "url"],
+    ["db", "env"],
+    ["db", "psql"],
+    ["db", "migrate"],
+    ["users"],
+    ["users", "add"],
+    ["users", "list"],
+    ["locations"],
+    ["locations", "add"],
+    ["up"],
+    ["receive"],
+    ["dlq"],
+    ["dlq", "list"],
+    ["dlq", "show"],
+    ["dlq", "retry"],
+    ["dlq", "repair"],
+    ["dlq", "discard"],
+]
 
 
-def run(*args: str, database: Database | None = None, stdin: str | None = None,
-        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
+def run(
+    *args: str,
+    database: Database | None = None,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, **(env or {})}
     if database is not None:
         full_env["TRAINU_DATABASE_URL"] = database.url()
@@ -51,12 +76,31 @@ def test_status_without_a_running_server_says_how_to_start_it(tmp_path: Path) ->
 
 
 def test_locations_and_users_round_trip(database: Database) -> None:
-    added = run("locations", "add", "loc-1", "--name", "Lift Lab", "--timezone", "America/Chicago",
-                database=database)  # fmt: skip
+    added = run(
+        "locations",
+        "add",
+        "loc-1",
+        "--name",
+        "Lift Lab",
+        "--timezone",
+        "America/Chicago",
+        database=database,
+    )
     assert added.returncode == 0, added.stderr
-    created = run("users", "add", "Coach@Example.com", "--location", "loc-1", "--role", "trainer",
-                  "--name", "Coach Carter", "--password-stdin", database=database,
-                  stdin="a very good password\n")  # fmt: skip
+    created = run(
+        "users",
+        "add",
+        "Coach@Example.com",
+        "--location",
+        "loc-1",
+        "--role",
+        "trainer",
+        "--name",
+        "Coach Carter",
+        "--password-stdin",
+        database=database,
+        stdin="a very good password\n",
+    )
     assert created.returncode == 0, created.stderr
     assert "created trainer coach@example.com" in created.stdout
     listed = run("users", "list", "--location", "loc-1", database=database)
@@ -66,15 +110,46 @@ def test_locations_and_users_round_trip(database: Database) -> None:
 @pytest.mark.parametrize(
     ("args", "stdin", "message"),
     [
-        (["locations", "add", "loc-2", "--name", "X", "--timezone", "Mars/Olympus"], None,
-         "unknown timezone 'Mars/Olympus'"),
-        (["users", "add", "x@example.com", "--location", "nowhere", "--role", "owner", "--name",
-          "X", "--password-stdin"], "a very good password\n", "unknown location 'nowhere'"),
-        (["users", "add", "x@example.com", "--location", "loc-1", "--role", "owner", "--name",
-          "X", "--password-stdin"], "short\n", "at least 10 characters"),
+        (
+            ["locations", "add", "loc-2", "--name", "X", "--timezone", "Mars/Olympus"],
+            None,
+            "unknown timezone 'Mars/Olympus'",
+        ),
+        (
+            [
+                "users",
+                "add",
+                "x@example.com",
+                "--location",
+                "nowhere",
+                "--role",
+                "owner",
+                "--name",
+                "X",
+                "--password-stdin",
+            ],
+            "a very good password\n",
+            "unknown location 'nowhere'",
+        ),
+        (
+            [
+                "users",
+                "add",
+                "x@example.com",
+                "--location",
+                "loc-1",
+                "--role",
+                "owner",
+                "--name",
+                "X",
+                "--password-stdin",
+            ],
+            "short\n",
+            "at least 10 characters",
+        ),
         (["db", "url", "--role", "root"], None, "--role must be one of admin, app, auth"),
     ],
-)  # fmt: skip
+)
 def test_bad_input_gets_a_clear_error(
     database: Database, args: list[str], stdin: str | None, message: str
 ) -> None:

@@ -38,15 +38,29 @@ def test_definitions_validate_for_the_workspace(dagster_home: Path, database: Da
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "TRAINU_DATABASE_URL": database.url()}
     result = subprocess.run(
         [DAGSTER, "definitions", "validate", "--workspace", str(PROJECT_ROOT / "workspace.yaml")],
-        env=env, capture_output=True, text=True, timeout=300, cwd=PROJECT_ROOT,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=PROJECT_ROOT,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "All code locations passed validation" in result.stdout + result.stderr
 
 
 def test_definitions_load_in_process() -> None:
     repository = defs.get_repository_def()
-    assert {s.name for s in repository.sensor_defs} == {"record_run_failure"}
+    assert {s.name for s in repository.sensor_defs} == {
+        "webhook_events_sensor",
+        "dlq_retry_sensor",
+        "record_run_failure",
+    }
+    assert {j.name for j in repository.get_all_jobs()} >= {
+        "ingest_webhook_events",
+        "retry_dead_letters",
+    }
+    raw_keys = {key.to_user_string() for key in repository.asset_graph.get_all_asset_keys()}
+    assert {"raw/ghl_contacts", "raw/ghl_appointments", "raw/ghl_messages"} <= raw_keys
 
 
 @op

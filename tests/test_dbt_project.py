@@ -26,8 +26,11 @@ def dbt(database: Database, tmp_path: Path, *args: str) -> subprocess.CompletedP
     }
     return subprocess.run(
         [DBT, *args, "--project-dir", PROJECT, "--profiles-dir", PROJECT],
-        env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_dbt_debug_connects_through_the_socket_directory(

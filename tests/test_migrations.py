@@ -16,12 +16,33 @@ from trainu_dagster.db.server import APP_ROLE, AUTH_ROLE, Database
 TRAINU = str(Path(sys.executable).parent / "trainu")
 
 EXPECTED_TABLES = {
-    "raw": {"webhook_events", "ghl_contacts", "ghl_appointments", "ghl_messages",
-            "ghl_opportunities", "pull_state"},
-    "app": {"locations", "users", "sessions", "trainers", "clients", "goals", "goal_entries",
-            "messages", "insights", "agent_events", "events", "audit_log"},
-    "ops": {"sync_queue"},
-}  # fmt: skip
+    "raw": {
+        "webhook_events",
+        "ghl_contacts",
+        "ghl_appointments",
+        "ghl_messages",
+        "ghl_opportunities",
+        "pull_state",
+        "ghl_notes",
+        "ghl_tasks",
+        "ghl_opt_outs",
+    },
+    "app": {
+        "locations",
+        "users",
+        "sessions",
+        "trainers",
+        "clients",
+        "goals",
+        "goal_entries",
+        "messages",
+        "insights",
+        "agent_events",
+        "events",
+        "audit_log",
+    },
+    "ops": {"sync_queue", "webhook_rejections"},
+}
 
 
 def trainu(database: Database, *args: str) -> subprocess.CompletedProcess[str]:
@@ -117,8 +138,10 @@ def test_app_roles_are_neither_superuser_nor_owner(database: Database) -> None:
                WHERE r.rolname = ANY(%s)""",
             ([APP_ROLE, AUTH_ROLE],),
         ).fetchone()
-    assert sorted(roles) == [(APP_ROLE, False, False, False, False),
-                             (AUTH_ROLE, False, False, False, False)]  # fmt: skip
+    assert sorted(roles) == [
+        (APP_ROLE, False, False, False, False),
+        (AUTH_ROLE, False, False, False, False),
+    ]
     assert owned == (0,)
 
 

@@ -12,10 +12,20 @@ from tests.rls_world import LEAD_CONTACT, PASSWORD, World, build_world, contact
 from trainu_dagster import accounts
 from trainu_dagster.db.server import APP_ROLE, AUTH_ROLE, Database
 
-CLIENT_TABLES = ["app.clients", "app.goals", "app.goal_entries", "app.insights",
-                 "app.messages", "app.agent_events"]  # fmt: skip
-CONTACT_TABLES = ["raw.ghl_contacts", "raw.ghl_appointments", "raw.ghl_messages",
-                  "raw.ghl_opportunities"]  # fmt: skip
+CLIENT_TABLES = [
+    "app.clients",
+    "app.goals",
+    "app.goal_entries",
+    "app.insights",
+    "app.messages",
+    "app.agent_events",
+]
+CONTACT_TABLES = [
+    "raw.ghl_contacts",
+    "raw.ghl_appointments",
+    "raw.ghl_messages",
+    "raw.ghl_opportunities",
+]
 OWNER_ONLY_TABLES = ["app.events", "raw.webhook_events", "raw.pull_state", "ops.sync_queue"]
 L1 = {"a1", "a2", "b1"}
 
@@ -118,8 +128,12 @@ def test_client_sees_only_messages_that_reached_them(
 
 
 def test_without_a_session_nothing_is_visible(world: World, app_conn: psycopg.Connection) -> None:
-    every_table = CLIENT_TABLES + CONTACT_TABLES + OWNER_ONLY_TABLES + [
-        "app.locations", "app.users", "app.trainers", "app.audit_log"]  # fmt: skip
+    every_table = (
+        CLIENT_TABLES
+        + CONTACT_TABLES
+        + OWNER_ONLY_TABLES
+        + ["app.locations", "app.users", "app.trainers", "app.audit_log"]
+    )
     assert set(count_all(app_conn, every_table).values()) == {0}
     app_conn.rollback()
     with accounts.as_user(app_conn, "f" * 64) as conn:
@@ -138,7 +152,10 @@ def test_forged_settings_do_not_widen_access(world: World, app_conn: psycopg.Con
     for name, value in forged:
         app_conn.execute("SELECT set_config(%s, %s, false)", (name, value))
     assert count_all(app_conn, ["app.clients", "raw.ghl_contacts", "app.events"]) == {
-        "app.clients": 0, "raw.ghl_contacts": 0, "app.events": 0}  # fmt: skip
+        "app.clients": 0,
+        "raw.ghl_contacts": 0,
+        "app.events": 0,
+    }
 
 
 @pytest.mark.parametrize(

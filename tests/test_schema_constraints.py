@@ -64,11 +64,23 @@ def test_nothing_is_sent_without_approval_of_that_exact_text(
         _message(admin_conn, ids, status)
     admin_conn.rollback()
     with pytest.raises(psycopg.errors.CheckViolation, match="messages_send_requires_approval"):
-        _message(admin_conn, ids, status, approved_body="Hi", approved_by=ids["user"],
-                 approved_at="2026-11-01T10:00Z")  # fmt: skip
+        _message(
+            admin_conn,
+            ids,
+            status,
+            approved_body="Hi",
+            approved_by=ids["user"],
+            approved_at="2026-11-01T10:00Z",
+        )
     admin_conn.rollback()
-    _message(admin_conn, ids, status, approved_body="Hi!", approved_by=ids["user"],
-             approved_at="2026-11-01T10:00Z")  # fmt: skip
+    _message(
+        admin_conn,
+        ids,
+        status,
+        approved_body="Hi!",
+        approved_by=ids["user"],
+        approved_at="2026-11-01T10:00Z",
+    )
 
 
 def test_rejection_needs_a_reason(admin_conn: psycopg.Connection, ids: dict) -> None:

@@ -61,13 +61,21 @@ class Stack:
 
     def start(self) -> subprocess.Popen:
         with open(self.log, "w") as log:
-            return subprocess.Popen([TRAINU, "up"], env=self.env, stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+            return subprocess.Popen(
+                [TRAINU, "up"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def wait_until_ready(self, proc: subprocess.Popen) -> None:
         def dagster_loaded() -> bool:
-            response = httpx.post(f"http://127.0.0.1:{self.dagster_port}/graphql",
-                                  json={"query": WORKSPACE_QUERY}, timeout=5)  # fmt: skip
+            response = httpx.post(
+                f"http://127.0.0.1:{self.dagster_port}/graphql",
+                json={"query": WORKSPACE_QUERY},
+                timeout=5,
+            )
             entries = response.json()["data"]["workspaceOrError"]["locationEntries"]
             return [(e["name"], e["loadStatus"]) for e in entries] == [("trainu", "LOADED")]
 
@@ -107,8 +115,9 @@ def test_stack_runs_stops_cleanly_and_restarts_on_the_same_data(tmp_path: Path) 
                     rows = conn.execute("SELECT name FROM app.locations").fetchall()
                     assert rows == [("Kept",)], "data written by the first run must survive"
             if attempt == 1:
-                second = subprocess.run([TRAINU, "up"], env=stack.env, capture_output=True,
-                                        text=True, timeout=60)  # fmt: skip
+                second = subprocess.run(
+                    [TRAINU, "up"], env=stack.env, capture_output=True, text=True, timeout=60
+                )
                 assert second.returncode == 1
                 assert "already running" in second.stderr
         finally:
@@ -117,7 +126,10 @@ def test_stack_runs_stops_cleanly_and_restarts_on_the_same_data(tmp_path: Path) 
         leftovers = [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
         assert leftovers == [], f"orphans after Ctrl-C: {leftovers}\n{stack.log.read_text()}"
         assert not embedded.status(stack.state_dir / "pgdata").running
-        strays = [p for p in psutil.process_iter(["cmdline"])
-                  if str(stack.state_dir) in " ".join(p.info["cmdline"] or [])]  # fmt: skip
+        strays = [
+            p
+            for p in psutil.process_iter(["cmdline"])
+            if str(stack.state_dir) in " ".join(p.info["cmdline"] or [])
+        ]
         assert strays == []
         assert "embedded database stopped" in stack.log.read_text()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import sys
 from typing import Annotated
@@ -19,6 +20,7 @@ from trainu_dagster.db.server import (
     connect_database,
     ensure_database_exists,
 )
+from trainu_dagster.observability.logging import configure_logging
 from trainu_dagster.settings import Settings, get_settings
 
 app = typer.Typer(
@@ -33,7 +35,18 @@ users_app = typer.Typer(help="People who sign in to the TrainU app.", no_args_is
 locations_app = typer.Typer(
     help="Studios (GHL locations) served by this install.", no_args_is_help=True
 )
+dlq_app = typer.Typer(
+    help="The sync dead-letter queue: inspect, retry, repair.", no_args_is_help=True
+)
+
+
+@app.callback()
+def _logging() -> None:
+    configure_logging(get_settings().log_level)
+
+
 app.add_typer(db_app, name="db")
+app.add_typer(dlq_app, name="dlq")
 app.add_typer(users_app, name="users")
 app.add_typer(locations_app, name="locations")
 
@@ -213,6 +226,140 @@ def users_list(
     for location_id, role, email, display_name, disabled in rows:
         fields = [location_id, role, email, display_name] + (["(disabled)"] if disabled else [])
         typer.echo("\t".join(fields))
+
+
+@dlq_app.command("list")
+def dlq_list(
+    status: Annotated[
+        str | None, typer.Option(help="pending, retrying, dead, repaired, discarded")
+    ] = None,
+) -> None:
+    """List dead-letter items (newest last)."""
+    from trainu_dagster.ingest import dlq
+
+    with _running_database(get_settings()).connect() as conn:
+        items = dlq.list_items(conn, status=status)
+    if not items:
+        typer.echo("no items")
+    for item in items:
+        due = item.next_attempt_at.isoformat(timespec="seconds") if item.next_attempt_at else "-"
+        typer.echo(
+            f"{item.id}\t{item.status}\tattempts {item.attempts}/{item.max_attempts}\t"
+            f"next {due}\t{item.error_class}: {item.error[:80]}"
+        )
+
+
+@dlq_app.command("show")
+def dlq_show(item_id: int) -> None:
+    """Show one item with its error and the delivery it holds."""
+    from trainu_dagster.ingest import dlq
+    from trainu_dagster.ingest.process import load_event
+
+    with _running_database(get_settings()).connect() as conn:
+        try:
+            item = dlq.get(conn, item_id)
+        except LookupError as exc:
+            raise _fail(str(exc)) from exc
+        event = load_event(conn, item.webhook_event_id) if item.webhook_event_id else None
+    for name in (
+        "id",
+        "status",
+        "source",
+        "location_id",
+        "attempts",
+        "max_attempts",
+        "next_attempt_at",
+        "error_class",
+        "error",
+        "correlation_id",
+        "created_at",
+        "resolved_at",
+        "resolved_by",
+        "resolution_note",
+    ):
+        typer.echo(f"{name + ':':17}{getattr(item, name)}")
+    if event is not None:
+        typer.echo(f"{'webhook event:':17}{event.id} ({event.route}, {event.status})")
+        typer.echo(json.dumps(event.payload, indent=2, sort_keys=True))
+
+
+def _dlq_transaction(item_id: int, action) -> None:  # noqa: ANN001
+    from trainu_dagster.ingest.retry import RepairFailed
+
+    with _running_database(get_settings()).connect() as conn:
+        try:
+            report = action(conn)
+        except (LookupError, RepairFailed) as exc:
+            raise _fail(str(exc)) from exc
+        conn.commit()  # a failed attempt is recorded too
+    if report is not None and report.outcome not in ("repaired", "skipped"):
+        raise _fail(f"item {item_id} still fails ({report.outcome}): {report.error}")
+    typer.echo(f"item {item_id}: {report.outcome if report else 'discarded'}")
+
+
+@dlq_app.command("retry")
+def dlq_retry(item_id: int) -> None:
+    """Attempt a pending or retrying item now (counts as an attempt)."""
+    from trainu_dagster.ingest.retry import retry_item
+
+    _dlq_transaction(item_id, lambda conn: retry_item(conn, item_id, by=f"cli:{getpass.getuser()}"))
+
+
+@dlq_app.command("repair")
+def dlq_repair(
+    item_id: int,
+    payload: Annotated[
+        typer.FileText | None,
+        typer.Option(help="Corrected JSON payload to process instead of the one received."),
+    ] = None,
+) -> None:
+    """Process an item again after a fix (also dead ones); exactly once."""
+    from trainu_dagster.ingest.retry import repair
+
+    corrected = None
+    if payload is not None:
+        try:
+            corrected = json.load(payload)
+        except json.JSONDecodeError as exc:
+            raise _fail(f"--payload is not valid JSON: {exc}") from exc
+        if not isinstance(corrected, dict):
+            raise _fail("--payload must be a JSON object")
+    by = f"cli:{getpass.getuser()}"
+    _dlq_transaction(item_id, lambda conn: repair(conn, item_id, by=by, payload=corrected))
+
+
+@dlq_app.command("discard")
+def dlq_discard(
+    item_id: int, reason: Annotated[str, typer.Option(help="Why it will never be processed.")]
+) -> None:
+    """Give up on an item, with a reason."""
+    from trainu_dagster.ingest.retry import discard
+
+    by = f"cli:{getpass.getuser()}"
+    _dlq_transaction(item_id, lambda conn: discard(conn, item_id, by=by, reason=reason))
+
+
+@app.command("receive")
+def receive(
+    port: Annotated[int | None, typer.Option(help="Port (default TRAINU_RECEIVER_PORT).")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes.")] = 1,
+) -> None:
+    """Serve the GHL webhook receiver (uvicorn)."""
+    import uvicorn
+
+    settings = get_settings()
+    _running_database(settings)
+    uvicorn.run(
+        "trainu_dagster.ingest.receiver:create_app",
+        factory=True,
+        host="127.0.0.1",
+        port=port or settings.receiver_port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_config=None,
+    )
 
 
 @app.command("up")

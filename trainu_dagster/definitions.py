@@ -3,9 +3,17 @@
 from dagster import Definitions
 
 from sensors import all_sensors
+from trainu_dagster.assets.raw import ghl_raw_tables
+from trainu_dagster.jobs import ingest_webhook_events, retry_dead_letters
+from trainu_dagster.observability.logging import configure_logging
 from trainu_dagster.resources.postgres import PostgresResource
+from trainu_dagster.settings import get_settings
+
+configure_logging(get_settings().log_level)  # domain code logs redacted JSON in runs too
 
 defs = Definitions(
+    assets=[ghl_raw_tables],
+    jobs=[ingest_webhook_events, retry_dead_letters],
     sensors=all_sensors,
     resources={"database": PostgresResource()},
 )

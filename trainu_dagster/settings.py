@@ -59,6 +59,11 @@ class Settings(BaseSettings):
         default=None, description="Shared HMAC-SHA256 secret for workflow webhooks."
     )
     webhook_replay_window_seconds: int = Field(default=300, ge=1)
+    webhook_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    webhook_rate_limit: str = Field(
+        default="100000/minute",
+        description="Per sending address and route, in `limits` notation (e.g. 600/minute).",
+    )
 
     # --- LLM ----------------------------------------------------------------------------
     openai_api_key: SecretStr | None = Field(
@@ -90,8 +95,11 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("SENTRY_DSN", "TRAINU_SENTRY_DSN")
     )
 
+    log_level: str = Field(default="INFO", description="Structured JSON logs on stderr.")
+
     # --- local stack ports --------------------------------------------------------------
     dagster_port: int = Field(default=3000, ge=1, le=65535)
+    receiver_port: int = Field(default=8000, ge=1, le=65535)
     streamlit_port: int = Field(default=8501, ge=1, le=65535)
 
     @field_validator("state_dir")

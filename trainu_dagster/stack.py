@@ -40,19 +40,29 @@ def service_commands(settings: Settings) -> dict[str, list[str]]:
     return {
         "dagster-webserver": [
             str(bin_dir / "dagster-webserver"),
-            "--host", "127.0.0.1",
-            "--port", str(settings.dagster_port),
-            "--workspace", workspace,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(settings.dagster_port),
+            "--workspace",
+            workspace,
         ],
         "dagster-daemon": [str(bin_dir / "dagster-daemon"), "run", "--workspace", workspace],
+        "receiver": [str(bin_dir / "trainu"), "receive", "--port", str(settings.receiver_port)],
         "streamlit": [
-            str(bin_dir / "streamlit"), "run", str(PROJECT_ROOT / "streamlit_app" / "app.py"),
-            "--server.address", "127.0.0.1",
-            "--server.port", str(settings.streamlit_port),
-            "--server.headless", "true",
-            "--browser.gatherUsageStats", "false",
+            str(bin_dir / "streamlit"),
+            "run",
+            str(PROJECT_ROOT / "streamlit_app" / "app.py"),
+            "--server.address",
+            "127.0.0.1",
+            "--server.port",
+            str(settings.streamlit_port),
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
         ],
-    }  # fmt: skip
+    }
 
 
 def prepare_dagster_home(settings: Settings) -> Path:
@@ -124,7 +134,9 @@ def run_stack(settings: Settings, prepare_database: Callable[[Settings], Databas
                 )
             print(
                 f"TrainU stack starting: Dagster UI http://127.0.0.1:{settings.dagster_port}  "
-                f"Streamlit http://127.0.0.1:{settings.streamlit_port}  (Ctrl-C stops everything)",
+                f"Streamlit http://127.0.0.1:{settings.streamlit_port}  "
+                f"webhooks http://127.0.0.1:{settings.receiver_port}/webhooks/ghl  "
+                "(Ctrl-C stops everything)",
                 flush=True,
             )
             manager.loop()

@@ -48,7 +48,8 @@ def status(pgdata: Path) -> EmbeddedStatus:
 def start(pgdata: Path) -> EmbeddedStatus:
     """Start (or reuse) the server; it keeps running after this process exits."""
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    pgserver.get_server(pgdata, cleanup_mode=None)
+    # get_server caches one handle per data directory; start() (re)starts it if stopped.
+    pgserver.get_server(pgdata, cleanup_mode=None, start=False).start()
     return status(pgdata)
 
 

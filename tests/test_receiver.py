@@ -1,0 +1,231 @@
+"""The webhook receiver over real HTTP against the real database."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from tests.receiver_harness import (
+    Signer,
+    delivery,
+    post,
+    receiver_settings,
+    running_receiver,
+)
+from trainu_dagster.db.server import Database
+
+CONTACT = {
+    "type": "ContactCreate",
+    "locationId": "loc-1",
+    "id": "contact-1",
+    "firstName": "Jane",
+    "email": "jane@example.com",
+}
+
+
+@pytest.fixture(scope="module")
+def signer() -> Signer:
+    return Signer()
+
+
+@pytest.fixture(scope="module")
+def base(
+    database: Database, signer: Signer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    settings = receiver_settings(database.url(), signer, tmp_path_factory.mktemp("receiver"))
+    with running_receiver(settings) as url:
+        yield url
+
+
+def rows(database: Database, sql: str, *params: object) -> list[tuple]:
+    with database.connect() as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def rejections(database: Database) -> dict[str, int]:
+    return dict(
+        rows(database, "SELECT reason, sum(count)::int FROM ops.webhook_rejections GROUP BY reason")
+    )
+
+
+def test_health_and_readiness(base: str) -> None:
+    assert httpx.get(base + "/healthz").json() == {"status": "ok"}
+    assert httpx.get(base + "/readyz").json() == {"status": "ready"}
+
+
+@pytest.mark.parametrize("scheme", ["ed25519", "rsa-sha256"])
+def test_signed_delivery_is_committed_before_the_answer(
+    base: str, signer: Signer, database: Database, scheme: str
+) -> None:
+    body = delivery(CONTACT)
+    response = post(base, body, signer.headers(body, scheme))
+    assert response.status_code == 200
+    assert response.json()["status"] == "accepted"
+    stored = rows(
+        database,
+        """SELECT body, payload->>'id', signature_scheme, correlation_id::text,
+                                      location_id, event_type, entity_id, status
+                               FROM raw.webhook_events WHERE correlation_id = %s""",
+        response.json()["correlation_id"],
+    )
+    assert stored == [
+        (
+            body,
+            "contact-1",
+            scheme,
+            response.json()["correlation_id"],
+            "loc-1",
+            "ContactCreate",
+            "contact-1",
+            "pending",
+        )
+    ]
+
+
+def test_the_same_delivery_five_times_is_one_row(
+    base: str, signer: Signer, database: Database
+) -> None:
+    body = delivery(CONTACT | {"id": "contact-dup"})
+    statuses = [post(base, body, signer.headers(body)).json()["status"] for _ in range(5)]
+    assert statuses == ["accepted"] + ["duplicate"] * 4
+    assert rows(
+        database, "SELECT count(*) FROM raw.webhook_events WHERE entity_id = 'contact-dup'"
+    ) == [(1,)]
+
+
+def test_concurrent_duplicates_in_one_batch_are_one_row(
+    base: str, signer: Signer, database: Database
+) -> None:
+    body = delivery(CONTACT | {"id": "contact-burst"})
+    headers = {"content-type": "application/json", **signer.headers(body)}
+
+    async def burst() -> list[str]:
+        async with httpx.AsyncClient(base_url=base) as client:
+            answers = await asyncio.gather(
+                *(client.post("/webhooks/ghl", content=body, headers=headers) for _ in range(20))
+            )
+        return [a.json()["status"] for a in answers]
+
+    statuses = asyncio.run(burst())
+    assert sorted(statuses) == ["accepted"] + ["duplicate"] * 19
+    assert rows(
+        database, "SELECT count(*) FROM raw.webhook_events WHERE entity_id = 'contact-burst'"
+    ) == [(1,)]
+
+
+def test_without_webhook_id_the_body_hash_deduplicates(
+    base: str, signer: Signer, database: Database
+) -> None:
+    stamp = datetime.now(UTC).isoformat()
+    body = orjson.dumps(CONTACT | {"id": "contact-nohook", "timestamp": stamp})
+    first = post(base, body, signer.headers(body)).json()["status"]
+    second = post(base, body, signer.headers(body)).json()["status"]
+    assert (first, second) == ("accepted", "duplicate")
+    keys = rows(
+        database,
+        "SELECT idempotency_key FROM raw.webhook_events WHERE entity_id = 'contact-nohook'",
+    )
+    assert len(keys) == 1 and keys[0][0].startswith("h:")
+
+
+@pytest.mark.parametrize(
+    ("make", "status", "reason"),
+    [
+        (lambda s, b: {}, 401, "missing signature"),
+        (lambda s, b: Signer().headers(b), 401, "bad ed25519 signature"),
+        (lambda s, b: s.headers(b + b" "), 401, "bad ed25519 signature"),
+        (lambda s, b: s.headers(b, "hmac-sha256"), 401, "missing signature"),
+    ],
+)
+def test_unsigned_or_badly_signed_requests_are_refused_and_counted(
+    base: str, signer: Signer, database: Database, make, status: int, reason: str
+) -> None:
+    body = delivery(CONTACT | {"id": "contact-forged"})
+    before = rejections(database).get(reason, 0)
+    response = post(base, body, make(signer, body))
+    assert response.status_code == status
+    assert reason in response.json()["error"]
+    flush = delivery(CONTACT | {"id": "contact-flush"})  # counts are flushed with the next batch
+    assert post(base, flush, signer.headers(flush)).status_code == 200
+    assert rejections(database)[reason] == before + 1
+    assert rows(
+        database, "SELECT count(*) FROM raw.webhook_events WHERE entity_id = 'contact-forged'"
+    ) == [(0,)]
+
+
+@pytest.mark.parametrize("age", [timedelta(minutes=6), timedelta(minutes=-6)])
+def test_stale_or_future_timestamps_are_refused(base: str, signer: Signer, age: timedelta) -> None:
+    stamp = (datetime.now(UTC) - age).isoformat()
+    body = orjson.dumps(CONTACT | {"webhookId": "wh-stale", "timestamp": stamp})
+    response = post(base, body, signer.headers(body))
+    assert response.status_code == 401
+    assert "replay window" in response.json()["error"]
+
+
+def test_signed_body_without_timestamp_is_refused(base: str, signer: Signer) -> None:
+    body = orjson.dumps(CONTACT)
+    response = post(base, body, signer.headers(body))
+    assert response.status_code == 401
+    assert response.json()["error"] == "signed body has no valid timestamp"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [(b'{"type": "ContactCreate",', "malformed JSON"), (b"[1, 2]", "expected a JSON object")],
+)
+def test_malformed_signed_bodies_get_a_clear_400(
+    base: str, signer: Signer, body: bytes, message: str
+) -> None:
+    response = post(base, body, signer.headers(body))
+    assert response.status_code == 400
+    assert message in response.json()["error"]
+
+
+def test_oversized_bodies_get_413(base: str, signer: Signer) -> None:
+    body = delivery(CONTACT | {"notes": "x" * (1024 * 1024)})
+    response = post(base, body, signer.headers(body))
+    assert response.status_code == 413
+
+
+def test_workflow_webhooks_need_the_hmac(base: str, signer: Signer, database: Database) -> None:
+    payload = {
+        "contact_id": "wf-contact",
+        "first_name": "Ann",
+        "location": {"id": "loc-1"},
+        "customData": {"timestamp": datetime.now(UTC).isoformat()},
+    }
+    body = orjson.dumps(payload)
+    path = "/webhooks/ghl/workflow"
+    assert post(base, body, signer.headers(body), path).status_code == 401
+    accepted = post(base, body, signer.headers(body, "hmac-sha256"), path)
+    assert accepted.status_code == 200, accepted.text
+    assert rows(
+        database,
+        "SELECT route, signature_scheme FROM raw.webhook_events WHERE correlation_id = %s",
+        accepted.json()["correlation_id"],
+    ) == [("workflow", "hmac-sha256")]
+
+
+def test_rate_limit_answers_429_so_ghl_retries(
+    database: Database, signer: Signer, tmp_path: Path
+) -> None:
+    settings = receiver_settings(database.url(), signer, tmp_path, webhook_rate_limit="3/minute")
+    with running_receiver(settings) as url:
+        answers = []
+        for i in range(4):
+            body = delivery(CONTACT | {"id": f"contact-rate-{i}"})
+            answers.append(post(url, body, signer.headers(body)))
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert answers[-1].headers["retry-after"] == "10"
+
+
+def test_nothing_is_answered_with_5xx_for_garbage(base: str, signer: Signer) -> None:
+    for body in (b"", b"\xff\xfe", b"null", b'"string"'):
+        response = post(base, body, signer.headers(body))
+        assert 400 <= response.status_code < 500, (body, response.status_code)

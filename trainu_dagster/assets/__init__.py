@@ -1,0 +1,1 @@
+"""Thin Dagster assets, one module per stage of the flow; the logic lives in domain code."""

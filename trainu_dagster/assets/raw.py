@@ -1,0 +1,63 @@
+"""Raw GHL entity tables, materialised by applying landed webhook deliveries."""
+
+from collections.abc import Iterator
+
+from dagster import (
+    AssetExecutionContext,
+    AssetSpec,
+    Config,
+    MaterializeResult,
+    multi_asset,
+)
+
+from trainu_dagster.ingest.process import process_pending
+from trainu_dagster.resources.postgres import PostgresResource
+
+# entity name in parsed events -> raw table it lands in
+RAW_TABLES = {
+    "contact": "ghl_contacts",
+    "appointment": "ghl_appointments",
+    "message": "ghl_messages",
+    "opportunity": "ghl_opportunities",
+    "note": "ghl_notes",
+    "task": "ghl_tasks",
+}
+
+
+class WebhookBatch(Config):
+    """An id range of `raw.webhook_events`; only still-pending events in it are processed."""
+
+    min_id: int
+    max_id: int
+
+
+@multi_asset(
+    specs=[
+        AssetSpec(
+            ["raw", table],
+            group_name="raw",
+            kinds={"postgres"},
+            description=f"Latest GHL {entity} state, last write wins by source time.",
+        )
+        for entity, table in RAW_TABLES.items()
+    ],
+    name="ghl_raw_tables",
+)
+def ghl_raw_tables(
+    context: AssetExecutionContext, config: WebhookBatch, database: PostgresResource
+) -> Iterator[MaterializeResult]:
+    with database.connect() as conn:
+        summary = process_pending(conn, min_id=config.min_id, max_id=config.max_id)
+    context.log.info(
+        f"events {config.min_id}..{config.max_id}: {summary.processed} processed "
+        f"({summary.flagged} flagged), {summary.failed} sent to the dead-letter queue"
+    )
+    for entity, table in RAW_TABLES.items():
+        yield MaterializeResult(
+            asset_key=["raw", table],
+            metadata={
+                "changes": summary.by_entity[entity],
+                "events_processed": summary.processed,
+                "events_failed": summary.failed,
+            },
+        )

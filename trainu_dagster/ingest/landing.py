@@ -1,0 +1,192 @@
+"""Durable landing of verified webhooks with group commit.
+
+Every request waits until its row is committed in `raw.webhook_events` before it is
+answered 2xx. Committing each request on its own would cap throughput at the disk's
+flush rate, so concurrent requests queue here and one writer commits them together:
+while a batch is being committed the next one fills up, and batches grow with load.
+A duplicate (same idempotency key) is acknowledged without a second row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from uuid import UUID
+
+import orjson
+import psycopg
+from psycopg.types.json import Jsonb
+
+from trainu_dagster.ghl.signatures import Scheme
+from trainu_dagster.ghl.webhook_payloads import Envelope, Route
+from trainu_dagster.observability.logging import get_logger
+
+log = get_logger(__name__)
+
+INSERT_BATCH = """
+INSERT INTO raw.webhook_events (idempotency_key, location_id, route, event_type, entity_id,
+                                signature_scheme, source_timestamp, received_at, body,
+                                payload, headers, correlation_id)
+SELECT k, l, r, t, e, s, ts, ra, b, p::jsonb, h::jsonb, c
+FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+            %s::timestamptz[], %s::timestamptz[], %s::bytea[], %s::text[], %s::text[],
+            %s::uuid[]) AS x(k, l, r, t, e, s, ts, ra, b, p, h, c)
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING idempotency_key, id
+"""
+
+UPSERT_REJECTIONS = """
+INSERT INTO ops.webhook_rejections AS w (bucket, route, reason, count, last_seen_at)
+VALUES (date_trunc('hour', %(now)s::timestamptz), %(route)s, %(reason)s, %(count)s, %(now)s)
+ON CONFLICT (bucket, route, reason)
+DO UPDATE SET count = w.count + excluded.count, last_seen_at = excluded.last_seen_at
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    envelope: Envelope
+    route: Route
+    scheme: Scheme
+    body: bytes
+    headers: dict[str, str]
+    correlation_id: UUID
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Landed:
+    event_id: int | None  # None when it was a duplicate of an earlier delivery
+    duplicate: bool
+
+
+class LandingUnavailable(Exception):
+    """The database could not durably take the delivery; the sender must retry."""
+
+
+class Lander:
+    """One writer task and connection per process; requests await their batch's commit."""
+
+    def __init__(self, dsn: str, *, max_batch: int = 1000) -> None:
+        self._dsn = dsn
+        self._max_batch = max_batch
+        self._queue: asyncio.Queue[tuple[Delivery, asyncio.Future[Landed]]] = asyncio.Queue()
+        self._conn: psycopg.AsyncConnection | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._rejections: Counter[tuple[str, str]] = Counter()
+        self._deferred = 0  # 429s answered since the last successful flush
+
+    async def start(self) -> None:
+        self._writer = asyncio.create_task(self._run(), name="webhook-lander")
+
+    async def stop(self) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+        while not self._queue.empty():  # never leave a request hanging
+            _, future = self._queue.get_nowait()
+            if not future.done():
+                future.set_exception(LandingUnavailable("receiver shutting down"))
+        if self._conn is not None:
+            await self._conn.close()
+
+    async def land(self, delivery: Delivery) -> Landed:
+        future: asyncio.Future[Landed] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((delivery, future))
+        return await future
+
+    def count_rejection(self, route: str, reason: str) -> None:
+        """Counted in memory and flushed with the next batch: a flood costs no extra writes."""
+        self._rejections[(route, reason)] += 1
+
+    def count_deferred(self) -> None:
+        self._deferred += 1
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self._max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                results = await self._commit([d for d, _ in batch])
+            except (psycopg.Error, OSError) as exc:
+                log.warning("landing_failed", batch=len(batch), error=type(exc).__name__)
+                await self._reset_connection()
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(LandingUnavailable(str(exc)))
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
+
+    async def _connection(self) -> psycopg.AsyncConnection:
+        if self._conn is None or self._conn.closed:
+            self._conn = await psycopg.AsyncConnection.connect(self._dsn, connect_timeout=2)
+        return self._conn
+
+    async def _reset_connection(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await self._conn.close()
+        self._conn = None
+
+    async def _commit(self, deliveries: list[Delivery]) -> list[Landed]:
+        conn = await self._connection()
+        columns: list[list[object]] = [[] for _ in range(12)]
+        for d in deliveries:
+            e = d.envelope
+            values = (
+                e.idempotency_key,
+                e.location_id,
+                d.route,
+                e.event_type,
+                e.entity_id,
+                d.scheme,
+                e.source_timestamp,
+                d.received_at,
+                d.body,
+                d.body.decode("utf-8"),
+                orjson.dumps(d.headers).decode(),
+                d.correlation_id,
+            )
+            for column, value in zip(columns, values, strict=True):
+                column.append(value)
+        rejections, self._rejections = self._rejections, Counter()
+        deferred, self._deferred = self._deferred, 0
+        try:
+            async with conn.transaction():
+                cursor = await conn.execute(INSERT_BATCH, columns)
+                new_ids = dict(await cursor.fetchall())
+                await self._flush_counters(conn, rejections, deferred)
+        except BaseException:
+            self._rejections.update(rejections)  # keep the counts for the next flush
+            self._deferred += deferred
+            raise
+        results = []
+        for d in deliveries:  # the first of same-batch twins gets the row, the rest are dupes
+            event_id = new_ids.pop(d.envelope.idempotency_key, None)
+            results.append(Landed(event_id=event_id, duplicate=event_id is None))
+        return results
+
+    async def _flush_counters(
+        self, conn: psycopg.AsyncConnection, rejections: Counter[tuple[str, str]], deferred: int
+    ) -> None:
+        now = datetime.now(UTC)
+        for (route, reason), count in rejections.items():
+            await conn.execute(
+                UPSERT_REJECTIONS, {"now": now, "route": route, "reason": reason, "count": count}
+            )
+        if deferred:
+            await conn.execute(
+                "INSERT INTO app.events (event_type, actor, properties) VALUES (%s, %s, %s)",
+                (
+                    "sync_retry",
+                    "system:receiver",
+                    Jsonb({"deferred_deliveries": deferred, "reason": "database unavailable"}),
+                ),
+            )

@@ -1,0 +1,256 @@
+"""The GHL webhook receiver (Starlette, served by uvicorn).
+
+GHL retries a delivery only when it gets HTTP 429; every other answer is final. So a
+delivery is answered 2xx only after it is committed, 429 whenever it could not be
+(database down, rate limited), and 4xx only when retrying could never help (bad
+signature, stale, malformed, too large). It never answers 5xx.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import uuid4
+
+import orjson
+import psycopg
+from limits import parse as parse_rate
+from limits.storage import MemoryStorage
+from limits.strategies import FixedWindowRateLimiter
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route as HttpRoute
+
+from trainu_dagster.db.server import connect_database
+from trainu_dagster.ghl.signatures import (
+    SignatureRejected,
+    WebhookKeys,
+    load_ed25519_public_key,
+    load_rsa_public_key,
+    verify_marketplace,
+    verify_workflow,
+)
+from trainu_dagster.ghl.webhook_payloads import Route, envelope
+from trainu_dagster.ingest.landing import Delivery, Lander, LandingUnavailable
+from trainu_dagster.observability.logging import (
+    bind_correlation_id,
+    configure_logging,
+    get_logger,
+)
+from trainu_dagster.settings import Settings, get_settings
+
+log = get_logger(__name__)
+
+RETRY_AFTER_SECONDS = "10"
+STORED_HEADERS = (
+    "content-type",
+    "user-agent",
+    "x-forwarded-for",
+    "x-ghl-signature",
+    "x-wh-signature",
+)
+# GHL redelivers a 429'd webhook up to 6 times about 10 minutes apart, with the original
+# body; we accept such a redelivery's old timestamp for this long.
+REDELIVERY_GRACE = timedelta(hours=2)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def webhook_keys(settings: Settings) -> WebhookKeys:
+    ed = settings.webhook_ed25519_public_key
+    secret = settings.workflow_webhook_secret
+    return WebhookKeys(
+        ed25519=load_ed25519_public_key(ed) if ed else None,
+        rsa=load_rsa_public_key(settings.webhook_rsa_public_key_path),
+        hmac_secret=secret.get_secret_value().encode() if secret else None,
+    )
+
+
+def delivery_time(payload: Mapping[str, Any]) -> datetime | None:
+    """The signed body's `timestamp` (ISO-8601 or epoch seconds/milliseconds)."""
+    value = payload.get("timestamp")
+    if value is None and isinstance(payload.get("customData"), Mapping):
+        value = payload["customData"].get("timestamp")
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        seconds = value / 1000 if value > 10**11 else value
+        return datetime.fromtimestamp(seconds, UTC)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
+
+
+class RedeliveryMemory:
+    """Webhook ids this process answered 429, so their redelivery is not called a replay."""
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._capacity = capacity
+
+    def remember(self, webhook_id: str) -> None:
+        self._seen[webhook_id] = time.monotonic()
+        self._seen.move_to_end(webhook_id)
+        while len(self._seen) > self._capacity:
+            self._seen.popitem(last=False)
+
+    def deferred_recently(self, webhook_id: str) -> bool:
+        since = self._seen.get(webhook_id)
+        return since is not None and time.monotonic() - since < REDELIVERY_GRACE.total_seconds()
+
+
+def _error(status: int, message: str, **headers: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers or None)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+    keys = webhook_keys(settings)
+    dsn = connect_database(settings, start_embedded=False).url()
+    lander = Lander(dsn)
+    redeliveries = RedeliveryMemory()
+    limiter = FixedWindowRateLimiter(MemoryStorage())
+    rate = parse_rate(settings.webhook_rate_limit)
+    window = timedelta(seconds=settings.webhook_replay_window_seconds)
+
+    def reject(route: Route, status: int, reason: str, message: str, **headers: str) -> Response:
+        lander.count_rejection(route, reason)
+        log.info("webhook_rejected", route=route, reason=reason, status=status)
+        return _error(status, message, **headers)
+
+    async def receive(request: Request, route: Route) -> Response:
+        received_at = datetime.now(UTC)
+        sender = request.client.host if request.client else "unknown"
+        if not limiter.hit(rate, route, sender):
+            return reject(
+                route,
+                429,
+                "rate_limited",
+                "rate limit exceeded",
+                **{"Retry-After": RETRY_AFTER_SECONDS},
+            )
+        try:
+            body = await _read_body(request, settings.webhook_max_body_bytes)
+        except BodyTooLarge:
+            return reject(
+                route, 413, "too_large", f"body exceeds {settings.webhook_max_body_bytes} bytes"
+            )
+        except ClientDisconnect:
+            return Response(status_code=400)
+        try:
+            verify = verify_marketplace if route == "marketplace" else verify_workflow
+            scheme = verify(body, request.headers, keys)
+        except SignatureRejected as rejected:
+            return reject(route, 401, rejected.reason, f"signature rejected: {rejected.reason}")
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            return reject(route, 400, "malformed_json", f"malformed JSON: {exc}")
+        if not isinstance(payload, dict):
+            return reject(route, 400, "not_an_object", "expected a JSON object")
+
+        webhook_id = payload.get("webhookId") if isinstance(payload.get("webhookId"), str) else None
+        sent_at = delivery_time(payload)
+        if sent_at is None and route == "marketplace":
+            return reject(route, 401, "missing_timestamp", "signed body has no valid timestamp")
+        redelivered = webhook_id is not None and redeliveries.deferred_recently(webhook_id)
+        if sent_at is not None and abs(received_at - sent_at) > window and not redelivered:
+            return reject(
+                route,
+                401,
+                "stale_timestamp",
+                f"timestamp outside the {window.seconds} s replay window",
+            )
+
+        correlation_id = uuid4()
+        delivery = Delivery(
+            envelope=envelope(payload, body, route),
+            route=route,
+            scheme=scheme,
+            body=body,
+            headers={h: request.headers[h] for h in STORED_HEADERS if h in request.headers},
+            correlation_id=correlation_id,
+            received_at=received_at,
+        )
+        with bind_correlation_id(correlation_id):
+            try:
+                landed = await lander.land(delivery)
+            except LandingUnavailable:
+                lander.count_deferred()
+                if webhook_id:
+                    redeliveries.remember(webhook_id)
+                log.warning("webhook_deferred", route=route, reason="database unavailable")
+                return _error(
+                    429,
+                    "temporarily unable to store the event; retry",
+                    **{"Retry-After": RETRY_AFTER_SECONDS},
+                )
+            log.debug(
+                "webhook_landed", route=route, event_id=landed.event_id, duplicate=landed.duplicate
+            )
+        return JSONResponse(
+            {
+                "status": "duplicate" if landed.duplicate else "accepted",
+                "correlation_id": str(correlation_id),
+            }
+        )
+
+    async def marketplace(request: Request) -> Response:
+        return await receive(request, "marketplace")
+
+    async def workflow(request: Request) -> Response:
+        return await receive(request, "workflow")
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        try:
+            async with await psycopg.AsyncConnection.connect(dsn, connect_timeout=2) as conn:
+                await conn.execute("SELECT 1")
+        except (psycopg.Error, OSError):
+            return _error(503, "database unreachable")
+        return JSONResponse({"status": "ready"})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await lander.start()
+        try:
+            yield
+        finally:
+            await lander.stop()
+
+    return Starlette(
+        routes=[
+            HttpRoute("/webhooks/ghl", marketplace, methods=["POST"]),
+            HttpRoute("/webhooks/ghl/workflow", workflow, methods=["POST"]),
+            HttpRoute("/healthz", healthz, methods=["GET"]),
+            HttpRoute("/readyz", readyz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
