@@ -28,7 +28,14 @@ from trainu_dagster.settings import Settings
 BODY = b'{"type":"ContactCreate","locationId":"loc","id":"c1","timestamp":"2026-11-24T10:00:00Z"}'
 ED = Ed25519PrivateKey.generate()
 RSA = generate_private_key(public_exponent=65537, key_size=2048)
-KEYS = WebhookKeys(ed25519=ED.public_key(), rsa=RSA.public_key(), hmac_secret=b"s3cret")
+ED_PUBLIC_PEM = (
+    ED.public_key()
+    .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    .decode()
+)
+KEYS = WebhookKeys(
+    ed25519=load_ed25519_public_key(ED_PUBLIC_PEM), rsa=RSA.public_key(), hmac_secret=b"s3cret"
+)
 
 
 def test_valid_signatures_verify_with_their_scheme() -> None:
@@ -63,7 +70,7 @@ def test_wrong_keys_and_altered_bodies_are_rejected(headers: dict, reason: str) 
 
 
 def test_a_bad_ed25519_signature_is_not_rescued_by_a_missing_rsa_key() -> None:
-    keys = WebhookKeys(ed25519=ED.public_key())
+    keys = WebhookKeys(ed25519=load_ed25519_public_key(ED_PUBLIC_PEM))
     bad = {ED25519_HEADER: sign_ed25519(b"other", ED), RSA_HEADER: sign_rsa(BODY, RSA)}
     with pytest.raises(SignatureRejected):
         verify_marketplace(BODY, bad, keys)
@@ -103,9 +110,11 @@ def test_ed25519_key_loads_from_pem_or_base64() -> None:
     raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     for text in (pem.decode(), base64.b64encode(raw).decode()):
         key = load_ed25519_public_key(text)
-        key.verify(ED.sign(BODY), BODY)
+        assert key.verify(BODY, ED.sign(BODY)) == BODY
     with pytest.raises(ValueError, match="neither PEM nor base64"):
         load_ed25519_public_key("???")
+    with pytest.raises(ValueError, match="32 bytes"):
+        load_ed25519_public_key(base64.b64encode(b"short").decode())
 
 
 def test_ghls_published_rsa_key_ships_with_the_project() -> None:

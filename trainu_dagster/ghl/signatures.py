@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
+from nacl.exceptions import BadSignatureError
+from nacl.signing import VerifyKey
 
 Scheme = Literal["ed25519", "rsa-sha256", "hmac-sha256"]
 ED25519_HEADER = "x-ghl-signature"
@@ -39,24 +41,29 @@ class SignatureRejected(Exception):
 
 @dataclass(frozen=True)
 class WebhookKeys:
-    ed25519: Ed25519PublicKey | None = None
+    # libsodium (PyNaCl) verifies Ed25519 about twice as fast as OpenSSL here, and it is
+    # paid on every delivery.
+    ed25519: VerifyKey | None = None
     rsa: RSAPublicKey | None = None
     hmac_secret: bytes | None = None
 
 
-def load_ed25519_public_key(text: str) -> Ed25519PublicKey:
+def load_ed25519_public_key(text: str) -> VerifyKey:
     """Accept a PEM public key or the bare 32-byte key in base64."""
     stripped = text.strip()
     if stripped.startswith("-----BEGIN"):
         key = serialization.load_pem_public_key(stripped.encode())
         if not isinstance(key, Ed25519PublicKey):
             raise ValueError("the configured webhook public key is not an Ed25519 key")
-        return key
-    try:
-        raw = base64.b64decode(stripped, validate=True)
-    except binascii.Error as exc:
-        raise ValueError("the Ed25519 webhook key is neither PEM nor base64") from exc
-    return Ed25519PublicKey.from_public_bytes(raw)
+        raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    else:
+        try:
+            raw = base64.b64decode(stripped, validate=True)
+        except binascii.Error as exc:
+            raise ValueError("the Ed25519 webhook key is neither PEM nor base64") from exc
+    if len(raw) != 32:
+        raise ValueError("an Ed25519 public key is 32 bytes")
+    return VerifyKey(raw)
 
 
 def load_rsa_public_key(path: Path) -> RSAPublicKey:
@@ -82,9 +89,9 @@ def verify_marketplace(body: bytes, headers: Mapping[str, str], keys: WebhookKey
     ed_sig, rsa_sig = headers.get(ED25519_HEADER), headers.get(RSA_HEADER)
     if ed_sig and keys.ed25519 is not None:
         try:
-            keys.ed25519.verify(_decode_b64(ed_sig, ED25519_HEADER), body)
+            keys.ed25519.verify(body, _decode_b64(ed_sig, ED25519_HEADER))
             return "ed25519"
-        except InvalidSignature:
+        except (BadSignatureError, ValueError):  # ValueError: not 64 bytes
             if not (rsa_sig and keys.rsa is not None):
                 raise SignatureRejected("bad ed25519 signature") from None
     if rsa_sig and keys.rsa is not None:

@@ -18,7 +18,8 @@ from psycopg import sql
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
-from trainu_dagster.observability.product_events import record_event
+from trainu_dagster.observability.analytics import configured_analytics
+from trainu_dagster.observability.product_events import emit_event
 
 BASE_DELAY = timedelta(seconds=30)
 MAX_DELAY = timedelta(hours=6)
@@ -78,10 +79,11 @@ def enqueue(
         ),
     ).fetchone()
     if row is not None:
-        record_event(
+        emit_event(
             conn,
             "sync_retry",
             actor="system:ingest",
+            analytics=configured_analytics(),
             location_id=event.location_id,
             entity_type="sync_queue",
             entity_id=str(row[0]),
@@ -137,10 +139,11 @@ def mark_resolved(
         (status, now, by, note, now, item.id),
     )
     event = "sync_ok" if status == "repaired" else "sync_discarded"
-    record_event(
+    emit_event(
         conn,
         event,
         actor=by,
+        analytics=configured_analytics(),
         location_id=item.location_id,
         entity_type="sync_queue",
         entity_id=str(item.id),
@@ -170,10 +173,11 @@ def mark_failed_attempt(
             item.id,
         ),
     )
-    record_event(
+    emit_event(
         conn,
         "sync_dead" if dead else "sync_retry",
         actor=by,
+        analytics=configured_analytics(),
         location_id=item.location_id,
         entity_type="sync_queue",
         entity_id=str(item.id),

@@ -20,8 +20,9 @@ from psycopg.rows import class_row
 from trainu_dagster.ghl.webhook_payloads import ParsedEvent, parse_event
 from trainu_dagster.ingest import dlq
 from trainu_dagster.ingest.apply import apply_changes, record_opt_outs
+from trainu_dagster.observability.analytics import configured_analytics
 from trainu_dagster.observability.logging import bind_correlation_id, get_logger
-from trainu_dagster.observability.product_events import record_event
+from trainu_dagster.observability.product_events import emit_event
 
 log = get_logger(__name__)
 
@@ -154,10 +155,11 @@ def process_pending(
         for change in parsed.changes:
             summary.by_entity[change.entity] += 1
     for location, count in summary.by_location.items():
-        record_event(
+        emit_event(
             conn,
             "sync_ok",
             actor="system:ingest",
+            analytics=configured_analytics(),
             location_id=location,
             properties={"source": "webhook", "events": count, "range": [min_id, max_id]},
         )

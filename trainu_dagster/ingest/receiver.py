@@ -37,22 +37,15 @@ from trainu_dagster.ghl.signatures import (
 )
 from trainu_dagster.ghl.webhook_payloads import Route, envelope
 from trainu_dagster.ingest.landing import Delivery, Lander, LandingUnavailable
-from trainu_dagster.observability.logging import (
-    bind_correlation_id,
-    configure_logging,
-    get_logger,
-)
+from trainu_dagster.observability.analytics import ProductAnalytics
+from trainu_dagster.observability.logging import configure_logging, get_logger
 from trainu_dagster.settings import Settings, get_settings
 
 log = get_logger(__name__)
 
 RETRY_AFTER_SECONDS = "10"
-STORED_HEADERS = (
-    "content-type",
-    "user-agent",
-    "x-forwarded-for",
-    "x-ghl-signature",
-    "x-wh-signature",
+STORED_HEADERS = frozenset(
+    (b"content-type", b"user-agent", b"x-forwarded-for", b"x-ghl-signature", b"x-wh-signature")
 )
 # GHL redelivers a 429'd webhook up to 6 times about 10 minutes apart, with the original
 # body; we accept such a redelivery's old timestamp for this long.
@@ -132,7 +125,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     configure_logging(settings.log_level)
     keys = webhook_keys(settings)
     dsn = connect_database(settings, start_embedded=False).url()
-    lander = Lander(dsn)
+    lander = Lander(dsn, analytics=ProductAnalytics.from_settings(settings))
     redeliveries = RedeliveryMemory()
     limiter = FixedWindowRateLimiter(MemoryStorage())
     rate = parse_rate(settings.webhook_rate_limit)
@@ -162,8 +155,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             )
         except ClientDisconnect:
             return Response(status_code=400)
+        verify = verify_marketplace if route == "marketplace" else verify_workflow
         try:
-            verify = verify_marketplace if route == "marketplace" else verify_workflow
             scheme = verify(body, request.headers, keys)
         except SignatureRejected as rejected:
             return reject(route, 401, rejected.reason, f"signature rejected: {rejected.reason}")
@@ -193,31 +186,31 @@ def create_app(settings: Settings | None = None) -> Starlette:
             route=route,
             scheme=scheme,
             body=body,
-            headers={h: request.headers[h] for h in STORED_HEADERS if h in request.headers},
+            headers={k.decode(): v.decode() for k, v in request.headers.raw if k in STORED_HEADERS},
             correlation_id=correlation_id,
             received_at=received_at,
         )
-        with bind_correlation_id(correlation_id):
-            try:
-                landed = await lander.land(delivery)
-            except LandingUnavailable:
-                lander.count_deferred()
-                if webhook_id:
-                    redeliveries.remember(webhook_id)
-                log.warning("webhook_deferred", route=route, reason="database unavailable")
-                return _error(
-                    429,
-                    "temporarily unable to store the event; retry",
-                    **{"Retry-After": RETRY_AFTER_SECONDS},
-                )
-            log.debug(
-                "webhook_landed", route=route, event_id=landed.event_id, duplicate=landed.duplicate
+        try:
+            landed = await lander.land(delivery)
+        except LandingUnavailable:
+            lander.count_deferred()
+            if webhook_id:
+                redeliveries.remember(webhook_id)
+            log.warning(
+                "webhook_deferred",
+                route=route,
+                reason="database unavailable",
+                correlation_id=str(correlation_id),
             )
-        return JSONResponse(
-            {
-                "status": "duplicate" if landed.duplicate else "accepted",
-                "correlation_id": str(correlation_id),
-            }
+            return _error(
+                429,
+                "temporarily unable to store the event; retry",
+                **{"Retry-After": RETRY_AFTER_SECONDS},
+            )
+        status = "duplicate" if landed.duplicate else "accepted"
+        return Response(
+            orjson.dumps({"status": status, "correlation_id": correlation_id}),
+            media_type="application/json",
         )
 
     async def marketplace(request: Request) -> Response:

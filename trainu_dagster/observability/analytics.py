@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from functools import lru_cache
+from typing import Any
 
 from posthog import Posthog
 
 from trainu_dagster.observability.logging import get_logger, redact
-
-if TYPE_CHECKING:
-    from trainu_dagster.settings import Settings
+from trainu_dagster.settings import Settings, get_settings
 
 _log = get_logger(__name__)
 
@@ -73,3 +72,9 @@ class ProductAnalytics:
     @staticmethod
     def _on_upload_error(error: Exception, batch: list[dict[str, Any]]) -> None:
         _log.warning("product analytics upload failed", error=str(error), events=len(batch))
+
+
+@lru_cache
+def configured_analytics() -> ProductAnalytics | None:
+    """The process-wide client for the current settings (one background uploader)."""
+    return ProductAnalytics.from_settings(get_settings())
