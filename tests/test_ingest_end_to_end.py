@@ -144,8 +144,8 @@ def test_shuffled_stream_with_duplicates_ends_in_the_newest_state(
     process_everything(database)
     with database.connect() as conn:
         rows = conn.execute(
-            """SELECT appointment_id, deleted_at IS NOT NULL, status, title FROM raw.ghl_appointments
-               WHERE appointment_id LIKE %s""",
+            """SELECT appointment_id, deleted_at IS NOT NULL, status, title
+               FROM raw.ghl_appointments WHERE appointment_id LIKE %s""",
             (f"appt-{seed}-%",),
         ).fetchall()
     state = {a: ("deleted" if deleted else status, title) for a, deleted, status, title in rows}
