@@ -71,34 +71,43 @@ class LandingUnavailable(Exception):
 
 
 class Lander:
-    """One writer task and connection per process; requests await their batch's commit."""
+    """A few writer tasks, each with its own connection, share one queue of requests.
+
+    Several writers keep commits overlapping: while one batch waits for its WAL flush the
+    next is already being inserted, so the event loop never idles waiting on the disk.
+    """
 
     def __init__(
-        self, dsn: str, *, analytics: ProductAnalytics | None = None, max_batch: int = 1000
+        self,
+        dsn: str,
+        *,
+        analytics: ProductAnalytics | None = None,
+        writers: int = 3,
+        max_batch: int = 1000,
     ) -> None:
         self._dsn = dsn
         self._analytics = analytics
+        self._writer_count = writers
         self._max_batch = max_batch
         self._queue: asyncio.Queue[tuple[Delivery, asyncio.Future[Landed]]] = asyncio.Queue()
-        self._conn: psycopg.AsyncConnection | None = None
-        self._writer: asyncio.Task[None] | None = None
+        self._writers: list[asyncio.Task[None]] = []
         self._rejections: Counter[tuple[str, str]] = Counter()
         self._deferred = 0  # 429s answered since the last successful flush
 
     async def start(self) -> None:
-        self._writer = asyncio.create_task(self._run(), name="webhook-lander")
+        self._writers = [
+            asyncio.create_task(self._run(), name=f"webhook-lander-{n}")
+            for n in range(self._writer_count)
+        ]
 
     async def stop(self) -> None:
-        if self._writer is not None:
-            self._writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._writer
+        for writer in self._writers:
+            writer.cancel()
+        await asyncio.gather(*self._writers, return_exceptions=True)
         while not self._queue.empty():  # never leave a request hanging
             _, future = self._queue.get_nowait()
             if not future.done():
                 future.set_exception(LandingUnavailable("receiver shutting down"))
-        if self._conn is not None:
-            await self._conn.close()
 
     async def land(self, delivery: Delivery) -> Landed:
         future: asyncio.Future[Landed] = asyncio.get_running_loop().create_future()
@@ -113,38 +122,38 @@ class Lander:
         self._deferred += 1
 
     async def _run(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self._max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            try:
-                results = await self._commit([d for d, _ in batch])
-            except (psycopg.Error, OSError) as exc:
-                log.warning("landing_failed", batch=len(batch), error=type(exc).__name__)
-                await self._reset_connection()
-                for _, future in batch:
+        conn: psycopg.AsyncConnection | None = None
+        try:
+            while True:
+                batch = [await self._queue.get()]
+                while len(batch) < self._max_batch and not self._queue.empty():
+                    batch.append(self._queue.get_nowait())
+                try:
+                    if conn is None or conn.closed:
+                        conn = await psycopg.AsyncConnection.connect(
+                            self._dsn, connect_timeout=2, autocommit=True
+                        )
+                    results = await self._commit(conn, [d for d, _ in batch])
+                except (psycopg.Error, OSError) as exc:
+                    log.warning("landing_failed", batch=len(batch), error=type(exc).__name__)
+                    if conn is not None:
+                        with contextlib.suppress(Exception):
+                            await conn.close()
+                    conn = None
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(LandingUnavailable(str(exc)))
+                    continue
+                for (_, future), result in zip(batch, results, strict=True):
                     if not future.done():
-                        future.set_exception(LandingUnavailable(str(exc)))
-                continue
-            for (_, future), result in zip(batch, results, strict=True):
-                if not future.done():
-                    future.set_result(result)
+                        future.set_result(result)
+        finally:
+            if conn is not None:
+                await conn.close()
 
-    async def _connection(self) -> psycopg.AsyncConnection:
-        if self._conn is None or self._conn.closed:
-            self._conn = await psycopg.AsyncConnection.connect(
-                self._dsn, connect_timeout=2, autocommit=True
-            )
-        return self._conn
-
-    async def _reset_connection(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                await self._conn.close()
-        self._conn = None
-
-    async def _commit(self, deliveries: list[Delivery]) -> list[Landed]:
-        conn = await self._connection()
+    async def _commit(
+        self, conn: psycopg.AsyncConnection, deliveries: list[Delivery]
+    ) -> list[Landed]:
         rows = orjson.dumps([
             {"k": d.envelope.idempotency_key, "l": d.envelope.location_id, "r": d.route,
              "t": d.envelope.event_type, "e": d.envelope.entity_id, "s": d.scheme,
