@@ -51,11 +51,13 @@ class Stack:
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
         self.dagster_port, self.streamlit_port = free_port(), free_port()
+        self.receiver_port = free_port()
         env = {k: v for k, v in os.environ.items() if k != "TRAINU_DATABASE_URL"}
         self.env = env | {
             "TRAINU_STATE_DIR": str(state_dir),
             "TRAINU_DAGSTER_PORT": str(self.dagster_port),
             "TRAINU_STREAMLIT_PORT": str(self.streamlit_port),
+            "TRAINU_RECEIVER_PORT": str(self.receiver_port),
         }
         self.log = state_dir.parent / f"up-{time.time_ns()}.log"
 
@@ -85,8 +87,13 @@ class Stack:
             )
             return response.text == "ok"
 
+        def receiver_ready() -> bool:
+            url = f"http://127.0.0.1:{self.receiver_port}/readyz"
+            return httpx.get(url, timeout=5).json() == {"status": "ready"}
+
         wait_for(dagster_loaded, "the Dagster UI with the trainu code location", proc)
         wait_for(streamlit_healthy, "Streamlit", proc)
+        wait_for(receiver_ready, "the webhook receiver, ready with its database", proc)
 
     def database_url(self) -> str:
         return embedded.status(self.state_dir / "pgdata").url("trainu")
@@ -94,7 +101,7 @@ class Stack:
 
 def stop_with_ctrl_c(proc: subprocess.Popen) -> list[psutil.Process]:
     tree = psutil.Process(proc.pid).children(recursive=True)
-    assert len(tree) >= 3  # webserver, daemon, streamlit (+ their helpers)
+    assert len(tree) >= 4  # webserver, daemon, streamlit, receiver (+ their helpers)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=90) == 0
     return tree
