@@ -6,21 +6,27 @@ data (the state directory is redirected to a temporary folder before anything lo
 from __future__ import annotations
 
 import itertools
+import json
+import logging
 import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import Any
 
 import psycopg
 import pytest
+import structlog
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
 os.environ["TRAINU_STATE_DIR"] = tempfile.mkdtemp(prefix="trainu-test-state-")
 os.environ.pop("TRAINU_DATABASE_URL", None)
 
+from tests.receiver_harness import Signer, receiver_settings, running_receiver  # noqa: E402
 from trainu_dagster.db import embedded, migrate  # noqa: E402
 from trainu_dagster.db.server import Database, ensure_database_exists  # noqa: E402
+from trainu_dagster.observability.logging import configure_logging  # noqa: E402
 
 TEMPLATE = "trainu_template"
 _numbers = itertools.count(1)
@@ -81,3 +87,36 @@ def empty_database(template_database: Database) -> Iterator[Database]:
 def admin_conn(database: Database) -> Iterator[psycopg.Connection]:
     with database.connect() as conn:
         yield conn
+
+
+@pytest.fixture(scope="module")
+def signer() -> Signer:
+    """Keys to sign deliveries as GHL (and our workflow HMAC) would."""
+    return Signer()
+
+
+@pytest.fixture(scope="module")
+def receiver_url(
+    database: Database, signer: Signer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The real receiver under uvicorn, writing to this module's database."""
+    settings = receiver_settings(database.url(), signer, tmp_path_factory.mktemp("receiver"))
+    with running_receiver(settings) as url:
+        yield url
+
+
+@pytest.fixture
+def stderr_lines(capsys: pytest.CaptureFixture[str]) -> Iterator[Any]:
+    """Configure logging for one test, then put the process back as it was."""
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    configure_logging()
+    capsys.readouterr()
+
+    def read() -> list[dict[str, Any]]:
+        return [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+
+    yield read
+    root.handlers[:] = saved_handlers
+    root.setLevel(saved_level)
+    structlog.reset_defaults()

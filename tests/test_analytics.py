@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import logging
 import socket
 import threading
 import time
@@ -20,7 +19,6 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
-import structlog
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -29,7 +27,6 @@ from starlette.routing import Route
 
 from trainu_dagster.db.server import Database
 from trainu_dagster.observability.analytics import ProductAnalytics
-from trainu_dagster.observability.logging import configure_logging
 from trainu_dagster.observability.product_events import emit_event
 from trainu_dagster.settings import Settings
 
@@ -92,22 +89,6 @@ def analytics(posthog: FakePostHog) -> Iterator[ProductAnalytics]:
     client = ProductAnalytics("phc_test_key", host=posthog.host)
     yield client
     client.shutdown()
-
-
-@pytest.fixture
-def stderr_lines(capsys: pytest.CaptureFixture[str]) -> Iterator[Any]:
-    root = logging.getLogger()
-    saved_handlers, saved_level = root.handlers[:], root.level
-    configure_logging()
-    capsys.readouterr()
-
-    def read() -> list[dict[str, Any]]:
-        return [json.loads(line) for line in capsys.readouterr().err.splitlines()]
-
-    yield read
-    root.handlers[:] = saved_handlers
-    root.setLevel(saved_level)
-    structlog.reset_defaults()
 
 
 @pytest.fixture

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
 import pytest
 
-from tests.receiver_harness import Signer, post, receiver_settings, running_receiver
+from tests.receiver_harness import Signer, post
 from trainu_dagster.db.server import Database
 from trainu_dagster.ingest.process import process_pending
 
@@ -29,20 +28,6 @@ TABLE_BY_PREFIX = {
 }
 
 
-@pytest.fixture(scope="module")
-def signer() -> Signer:
-    return Signer()
-
-
-@pytest.fixture(scope="module")
-def base(
-    database: Database, signer: Signer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    settings = receiver_settings(database.url(), signer, tmp_path_factory.mktemp("e2e"))
-    with running_receiver(settings) as url:
-        yield url
-
-
 def fresh(payload: dict) -> bytes:
     """Re-stamp a recorded example so it falls inside the replay window."""
     now = datetime.now(UTC).isoformat(timespec="milliseconds")
@@ -53,7 +38,7 @@ def fresh(payload: dict) -> bytes:
     return orjson.dumps(payload)
 
 
-def land_all(base: str, signer: Signer, bodies: list[tuple[bytes, str]]) -> list[int]:
+def land_all(receiver_url: str, signer: Signer, bodies: list[tuple[bytes, str]]) -> list[int]:
     statuses = []
     for body, route in bodies:
         path, scheme = (
@@ -61,7 +46,7 @@ def land_all(base: str, signer: Signer, bodies: list[tuple[bytes, str]]) -> list
             if route == "marketplace"
             else ("/webhooks/ghl/workflow", "hmac-sha256")
         )
-        response = post(base, body, signer.headers(body, scheme), path)
+        response = post(receiver_url, body, signer.headers(body, scheme), path)
         assert response.status_code == 200, response.text
         statuses.append(response.json()["status"])
     return statuses
@@ -74,11 +59,11 @@ def process_everything(database: Database) -> None:
 
 @pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.json")))
 def test_every_example_lands_over_http_in_the_right_table(
-    example: str, base: str, signer: Signer, database: Database
+    example: str, receiver_url: str, signer: Signer, database: Database
 ) -> None:
     payload = json.loads((EXAMPLES / example).read_text())
     route = "workflow" if example.startswith("workflow") else "marketplace"
-    assert land_all(base, signer, [(fresh(payload), route)]) == ["accepted"]
+    assert land_all(receiver_url, signer, [(fresh(payload), route)]) == ["accepted"]
     process_everything(database)
     with database.connect() as conn:
         status, error = conn.execute(
@@ -118,7 +103,7 @@ def appointment_version(appointment_id: str, version: int, updated: datetime, st
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_shuffled_stream_with_duplicates_ends_in_the_newest_state(
-    seed: int, base: str, signer: Signer, database: Database
+    seed: int, receiver_url: str, signer: Signer, database: Database
 ) -> None:
     rng = random.Random(seed)
     start = datetime(2026, 11, 1, tzinfo=UTC)
@@ -140,7 +125,7 @@ def test_shuffled_stream_with_duplicates_ends_in_the_newest_state(
     stream = bodies + rng.sample(bodies, 20)  # duplicates
     rng.shuffle(stream)
     stamped = [fresh(orjson.loads(b)) for b in stream]
-    land_all(base, signer, [(b, "marketplace") for b in stamped])
+    land_all(receiver_url, signer, [(b, "marketplace") for b in stamped])
     process_everything(database)
     with database.connect() as conn:
         rows = conn.execute(

@@ -6,13 +6,11 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
 import pytest
-import structlog
 
 from trainu_dagster.observability.logging import (
     bind_correlation_id,
@@ -59,23 +57,6 @@ NOT_PII: dict[str, Any] = {
     "flag": True,
     "nothing": None,
 }
-
-
-@pytest.fixture
-def stderr_lines(capsys: pytest.CaptureFixture[str]) -> Iterator[Any]:
-    """Configure logging for one test, then put the process back as it was."""
-    root = logging.getLogger()
-    saved_handlers, saved_level = root.handlers[:], root.level
-    configure_logging()
-    capsys.readouterr()
-
-    def read() -> list[dict[str, Any]]:
-        return [json.loads(line) for line in capsys.readouterr().err.splitlines()]
-
-    yield read
-    root.handlers[:] = saved_handlers
-    root.setLevel(saved_level)
-    structlog.reset_defaults()
 
 
 def only(lines: list[dict[str, Any]]) -> dict[str, Any]:

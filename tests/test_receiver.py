@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,20 +28,6 @@ CONTACT = {
 }
 
 
-@pytest.fixture(scope="module")
-def signer() -> Signer:
-    return Signer()
-
-
-@pytest.fixture(scope="module")
-def base(
-    database: Database, signer: Signer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    settings = receiver_settings(database.url(), signer, tmp_path_factory.mktemp("receiver"))
-    with running_receiver(settings) as url:
-        yield url
-
-
 def rows(database: Database, sql: str, *params: object) -> list[tuple]:
     with database.connect() as conn:
         return conn.execute(sql, params).fetchall()
@@ -54,17 +39,17 @@ def rejections(database: Database) -> dict[str, int]:
     )
 
 
-def test_health_and_readiness(base: str) -> None:
-    assert httpx.get(base + "/healthz").json() == {"status": "ok"}
-    assert httpx.get(base + "/readyz").json() == {"status": "ready"}
+def test_health_and_readiness(receiver_url: str) -> None:
+    assert httpx.get(receiver_url + "/healthz").json() == {"status": "ok"}
+    assert httpx.get(receiver_url + "/readyz").json() == {"status": "ready"}
 
 
 @pytest.mark.parametrize("scheme", ["ed25519", "rsa-sha256"])
 def test_signed_delivery_is_committed_before_the_answer(
-    base: str, signer: Signer, database: Database, scheme: str
+    receiver_url: str, signer: Signer, database: Database, scheme: str
 ) -> None:
     body = delivery(CONTACT)
-    response = post(base, body, signer.headers(body, scheme))
+    response = post(receiver_url, body, signer.headers(body, scheme))
     assert response.status_code == 200
     assert response.json()["status"] == "accepted"
     stored = rows(
@@ -89,10 +74,10 @@ def test_signed_delivery_is_committed_before_the_answer(
 
 
 def test_the_same_delivery_five_times_is_one_row(
-    base: str, signer: Signer, database: Database
+    receiver_url: str, signer: Signer, database: Database
 ) -> None:
     body = delivery(CONTACT | {"id": "contact-dup"})
-    statuses = [post(base, body, signer.headers(body)).json()["status"] for _ in range(5)]
+    statuses = [post(receiver_url, body, signer.headers(body)).json()["status"] for _ in range(5)]
     assert statuses == ["accepted"] + ["duplicate"] * 4
     assert rows(
         database, "SELECT count(*) FROM raw.webhook_events WHERE entity_id = 'contact-dup'"
@@ -100,13 +85,13 @@ def test_the_same_delivery_five_times_is_one_row(
 
 
 def test_concurrent_duplicates_in_one_batch_are_one_row(
-    base: str, signer: Signer, database: Database
+    receiver_url: str, signer: Signer, database: Database
 ) -> None:
     body = delivery(CONTACT | {"id": "contact-burst"})
     headers = {"content-type": "application/json", **signer.headers(body)}
 
     async def burst() -> list[str]:
-        async with httpx.AsyncClient(base_url=base) as client:
+        async with httpx.AsyncClient(base_url=receiver_url) as client:
             answers = await asyncio.gather(
                 *(client.post("/webhooks/ghl", content=body, headers=headers) for _ in range(20))
             )
@@ -120,12 +105,12 @@ def test_concurrent_duplicates_in_one_batch_are_one_row(
 
 
 def test_without_webhook_id_the_body_hash_deduplicates(
-    base: str, signer: Signer, database: Database
+    receiver_url: str, signer: Signer, database: Database
 ) -> None:
     stamp = datetime.now(UTC).isoformat()
     body = orjson.dumps(CONTACT | {"id": "contact-nohook", "timestamp": stamp})
-    first = post(base, body, signer.headers(body)).json()["status"]
-    second = post(base, body, signer.headers(body)).json()["status"]
+    first = post(receiver_url, body, signer.headers(body)).json()["status"]
+    second = post(receiver_url, body, signer.headers(body)).json()["status"]
     assert (first, second) == ("accepted", "duplicate")
     keys = rows(
         database,
@@ -144,15 +129,15 @@ def test_without_webhook_id_the_body_hash_deduplicates(
     ],
 )
 def test_unsigned_or_badly_signed_requests_are_refused_and_counted(
-    base: str, signer: Signer, database: Database, make, status: int, reason: str
+    receiver_url: str, signer: Signer, database: Database, make, status: int, reason: str
 ) -> None:
     body = delivery(CONTACT | {"id": "contact-forged"})
     before = rejections(database).get(reason, 0)
-    response = post(base, body, make(signer, body))
+    response = post(receiver_url, body, make(signer, body))
     assert response.status_code == status
     assert reason in response.json()["error"]
     flush = delivery(CONTACT | {"id": "contact-flush"})  # counts are flushed with the next batch
-    assert post(base, flush, signer.headers(flush)).status_code == 200
+    assert post(receiver_url, flush, signer.headers(flush)).status_code == 200
     assert rejections(database)[reason] == before + 1
     assert rows(
         database, "SELECT count(*) FROM raw.webhook_events WHERE entity_id = 'contact-forged'"
@@ -160,17 +145,19 @@ def test_unsigned_or_badly_signed_requests_are_refused_and_counted(
 
 
 @pytest.mark.parametrize("age", [timedelta(minutes=6), timedelta(minutes=-6)])
-def test_stale_or_future_timestamps_are_refused(base: str, signer: Signer, age: timedelta) -> None:
+def test_stale_or_future_timestamps_are_refused(
+    receiver_url: str, signer: Signer, age: timedelta
+) -> None:
     stamp = (datetime.now(UTC) - age).isoformat()
     body = orjson.dumps(CONTACT | {"webhookId": "wh-stale", "timestamp": stamp})
-    response = post(base, body, signer.headers(body))
+    response = post(receiver_url, body, signer.headers(body))
     assert response.status_code == 401
     assert "replay window" in response.json()["error"]
 
 
-def test_signed_body_without_timestamp_is_refused(base: str, signer: Signer) -> None:
+def test_signed_body_without_timestamp_is_refused(receiver_url: str, signer: Signer) -> None:
     body = orjson.dumps(CONTACT)
-    response = post(base, body, signer.headers(body))
+    response = post(receiver_url, body, signer.headers(body))
     assert response.status_code == 401
     assert response.json()["error"] == "signed body has no valid timestamp"
 
@@ -180,20 +167,22 @@ def test_signed_body_without_timestamp_is_refused(base: str, signer: Signer) -> 
     [(b'{"type": "ContactCreate",', "malformed JSON"), (b"[1, 2]", "expected a JSON object")],
 )
 def test_malformed_signed_bodies_get_a_clear_400(
-    base: str, signer: Signer, body: bytes, message: str
+    receiver_url: str, signer: Signer, body: bytes, message: str
 ) -> None:
-    response = post(base, body, signer.headers(body))
+    response = post(receiver_url, body, signer.headers(body))
     assert response.status_code == 400
     assert message in response.json()["error"]
 
 
-def test_oversized_bodies_get_413(base: str, signer: Signer) -> None:
+def test_oversized_bodies_get_413(receiver_url: str, signer: Signer) -> None:
     body = delivery(CONTACT | {"notes": "x" * (1024 * 1024)})
-    response = post(base, body, signer.headers(body))
+    response = post(receiver_url, body, signer.headers(body))
     assert response.status_code == 413
 
 
-def test_workflow_webhooks_need_the_hmac(base: str, signer: Signer, database: Database) -> None:
+def test_workflow_webhooks_need_the_hmac(
+    receiver_url: str, signer: Signer, database: Database
+) -> None:
     payload = {
         "contact_id": "wf-contact",
         "first_name": "Ann",
@@ -202,8 +191,8 @@ def test_workflow_webhooks_need_the_hmac(base: str, signer: Signer, database: Da
     }
     body = orjson.dumps(payload)
     path = "/webhooks/ghl/workflow"
-    assert post(base, body, signer.headers(body), path).status_code == 401
-    accepted = post(base, body, signer.headers(body, "hmac-sha256"), path)
+    assert post(receiver_url, body, signer.headers(body), path).status_code == 401
+    accepted = post(receiver_url, body, signer.headers(body, "hmac-sha256"), path)
     assert accepted.status_code == 200, accepted.text
     assert rows(
         database,
@@ -225,7 +214,7 @@ def test_rate_limit_answers_429_so_ghl_retries(
     assert answers[-1].headers["retry-after"] == "10"
 
 
-def test_nothing_is_answered_with_5xx_for_garbage(base: str, signer: Signer) -> None:
+def test_nothing_is_answered_with_5xx_for_garbage(receiver_url: str, signer: Signer) -> None:
     for body in (b"", b"\xff\xfe", b"null", b'"string"'):
-        response = post(base, body, signer.headers(body))
+        response = post(receiver_url, body, signer.headers(body))
         assert 400 <= response.status_code < 500, (body, response.status_code)

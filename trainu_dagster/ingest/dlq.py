@@ -139,17 +139,7 @@ def mark_resolved(
         (status, now, by, note, now, item.id),
     )
     event = "sync_ok" if status == "repaired" else "sync_discarded"
-    emit_event(
-        conn,
-        event,
-        actor=by,
-        analytics=configured_analytics(),
-        location_id=item.location_id,
-        entity_type="sync_queue",
-        entity_id=str(item.id),
-        correlation_id=item.correlation_id,
-        properties={"attempts": item.attempts, "note": note},
-    )
+    _item_event(conn, item, event, by=by, properties={"attempts": item.attempts, "note": note})
 
 
 def mark_failed_attempt(
@@ -173,18 +163,30 @@ def mark_failed_attempt(
             item.id,
         ),
     )
+    _item_event(
+        conn,
+        item,
+        "sync_dead" if dead else "sync_retry",
+        by=by,
+        properties={"attempts": attempts, "error_class": type(error).__name__},
+    )
+    return status
+
+
+def _item_event(
+    conn: psycopg.Connection, item: QueueItem, event: str, *, by: str, properties: dict[str, Any]
+) -> None:
     emit_event(
         conn,
-        "sync_dead" if dead else "sync_retry",
+        event,
         actor=by,
         analytics=configured_analytics(),
         location_id=item.location_id,
         entity_type="sync_queue",
         entity_id=str(item.id),
         correlation_id=item.correlation_id,
-        properties={"attempts": attempts, "error_class": type(error).__name__},
+        properties=properties,
     )
-    return status
 
 
 def remember_repair_payload(
