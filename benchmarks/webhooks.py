@@ -233,7 +233,7 @@ def main() -> None:
         "TRAINU_DATABASE_URL": database.url(),
         "TRAINU_STATE_DIR": str(work),
         "TRAINU_WEBHOOK_ED25519_PUBLIC_KEY": public_pem,
-        "TRAINU_WEBHOOK_RATE_LIMIT": "100000000/minute",
+        "TRAINU_WEBHOOK_RATE_LIMIT_PER_MINUTE": "100000000",
     }
     print(f"signing {args.deliveries} deliveries...", flush=True)
     data = work / "deliveries.tsv"

@@ -204,7 +204,7 @@ def test_workflow_webhooks_need_the_hmac(
 def test_rate_limit_answers_429_so_ghl_retries(
     database: Database, signer: Signer, tmp_path: Path
 ) -> None:
-    settings = receiver_settings(database.url(), signer, tmp_path, webhook_rate_limit="3/minute")
+    settings = receiver_settings(database.url(), signer, tmp_path, webhook_rate_limit_per_minute=3)
     with running_receiver(settings) as url:
         answers = []
         for i in range(4):

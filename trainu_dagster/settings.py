@@ -60,9 +60,8 @@ class Settings(BaseSettings):
     )
     webhook_replay_window_seconds: int = Field(default=300, ge=1)
     webhook_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
-    webhook_rate_limit: str = Field(
-        default="100000/minute",
-        description="Per sending address and route, in `limits` notation (e.g. 600/minute).",
+    webhook_rate_limit_per_minute: int = Field(
+        default=100_000, ge=1, description="Requests per sending address and route per minute."
     )
 
     # --- LLM ----------------------------------------------------------------------------
