@@ -10,18 +10,12 @@ from dagster import (
     multi_asset,
 )
 
+from trainu_dagster.ingest.apply import TABLES
 from trainu_dagster.ingest.process import process_pending
 from trainu_dagster.resources.postgres import PostgresResource
 
-# entity name in parsed events -> raw table it lands in
-RAW_TABLES = {
-    "contact": "ghl_contacts",
-    "appointment": "ghl_appointments",
-    "message": "ghl_messages",
-    "opportunity": "ghl_opportunities",
-    "note": "ghl_notes",
-    "task": "ghl_tasks",
-}
+# entity name in parsed events -> the raw table it lands in
+RAW_TABLES = {entity: table for entity, (table, _, _) in TABLES.items()}
 
 
 class WebhookBatch(Config):
