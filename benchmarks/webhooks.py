@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import re
@@ -31,6 +32,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+import psutil
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.engine import make_url
@@ -108,7 +110,22 @@ def signed_deliveries(key: Ed25519PrivateKey, count: int, tag: str) -> list[tupl
     return out
 
 
+def cpu_seconds() -> dict[str, float]:
+    """CPU time used so far by the servers under test and by Postgres (where the cores go)."""
+    totals = {"server": 0.0, "postgres": 0.0}
+    for proc in psutil.process_iter(["name", "cmdline", "cpu_times"]):
+        times = proc.info["cpu_times"]
+        if times is None:
+            continue
+        if proc.info["name"] == "postgres":
+            totals["postgres"] += times.user + times.system
+        elif "uvicorn" in " ".join(proc.info["cmdline"] or []):
+            totals["server"] += times.user + times.system
+    return totals
+
+
 def run_wrk(base: str, data: Path, *, connections: int, seconds: int, stride: int) -> dict:
+    before = cpu_seconds()
     output = subprocess.run(
         [
             "wrk",
@@ -127,6 +144,7 @@ def run_wrk(base: str, data: Path, *, connections: int, seconds: int, stride: in
         text=True,
         check=True,
     ).stdout
+    after = cpu_seconds()
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
     total = int(re.search(r"(\d+) requests in", output).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
@@ -143,13 +161,18 @@ def run_wrk(base: str, data: Path, *, connections: int, seconds: int, stride: in
         "socket_errors": errors.group(1) if errors else None,
         "p50_ms": percentile("50"),
         "p99_ms": percentile("99"),
+        "cores_used": {k: round((after[k] - before[k]) / seconds, 2) for k in after},
     }
 
 
 async def open_loop(
     base: str, deliveries: list[tuple[str, bytes]], rate: int, connections: int
 ) -> dict:
-    """Send at a fixed rate; latency is measured from each request's scheduled time."""
+    """Send at a fixed rate; latency is measured from each request's scheduled time.
+
+    The client's own garbage collector is paused meanwhile: this process holds the signed
+    deliveries, and a full collection here would be booked as the server's latency.
+    """
     host, port = base.removeprefix("http://").split(":")
     queue: asyncio.Queue[tuple[float, str, bytes]] = asyncio.Queue()
     latencies: list[float] = []
@@ -175,6 +198,8 @@ async def open_loop(
             statuses[status] = statuses.get(status, 0) + 1
             queue.task_done()
 
+    gc.collect()
+    gc.disable()
     workers = [asyncio.create_task(worker()) for _ in range(connections)]
     start = time.perf_counter()
     for i, (sig, body) in enumerate(deliveries):
@@ -185,6 +210,7 @@ async def open_loop(
         queue.put_nowait((scheduled, sig, body))
     await queue.join()
     elapsed = time.perf_counter() - start
+    gc.enable()
     for w in workers:
         w.cancel()
     latencies.sort()
@@ -292,7 +318,7 @@ def main() -> None:
         r = results[name]
         print(
             f"{name:14}{r['requests_per_second']:>9.0f} req/s  p50 {r['p50_ms']:.2f} ms  "
-            f"p99 {r['p99_ms']:.2f} ms  non-2xx {r['non_2xx']}"
+            f"p99 {r['p99_ms']:.2f} ms  non-2xx {r['non_2xx']}  cores {r['cores_used']}"
         )
     print(f"ratio         receiver = {ratio:.0%} of hello world")
     for name in ("hello_world_fixed_rate", "receiver_fixed_rate"):

@@ -18,6 +18,7 @@ from tests.receiver_harness import (
     running_receiver,
 )
 from trainu_dagster.db.server import Database
+from trainu_dagster.ingest.receiver import Answer, WebhookFrontDoor
 
 CONTACT = {
     "type": "ContactCreate",
@@ -218,3 +219,31 @@ def test_nothing_is_answered_with_5xx_for_garbage(receiver_url: str, signer: Sig
     for body in (b"", b"\xff\xfe", b"null", b'"string"'):
         response = post(receiver_url, body, signer.headers(body))
         assert 400 <= response.status_code < 500, (body, response.status_code)
+
+
+def test_a_bug_in_the_webhook_handler_answers_429_not_5xx() -> None:
+    """GHL treats a 5xx as final: a crash must make it deliver again, once fixed."""
+
+    async def broken_handler(scope: object, receive: object) -> Answer:
+        raise KeyError("a parser bug")
+
+    async def fallback(scope: dict, receive: object, send: object) -> None:
+        raise AssertionError("the webhook route must not reach the fallback app")
+
+    app = WebhookFrontDoor({"/webhooks/ghl": broken_handler}, fallback)
+
+    async def call() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await client.post("/webhooks/ghl", content=b"{}")
+
+    response = asyncio.run(call())
+    assert response.status_code == 429
+    assert response.headers["retry-after"] == "10"
+    assert response.json() == {"error": "internal error; retry"}
+
+
+def test_wrong_methods_and_unknown_paths_are_clear_4xx(receiver_url: str) -> None:
+    wrong_method = httpx.get(receiver_url + "/webhooks/ghl")
+    assert (wrong_method.status_code, wrong_method.headers["allow"]) == (405, "POST")
+    assert httpx.get(receiver_url + "/nowhere").status_code == 404

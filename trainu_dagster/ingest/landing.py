@@ -121,35 +121,53 @@ class Lander:
     def count_deferred(self) -> None:
         self._deferred += 1
 
+    async def _connect(self) -> psycopg.AsyncConnection:
+        return await psycopg.AsyncConnection.connect(self._dsn, connect_timeout=2, autocommit=True)
+
     async def _run(self) -> None:
         conn: psycopg.AsyncConnection | None = None
+        # Connect before the first delivery arrives, so it does not wait for the handshake;
+        # if the database is down now, the first batch tries again.
+        with contextlib.suppress(psycopg.Error, OSError):
+            conn = await self._connect()
         try:
             while True:
                 batch = [await self._queue.get()]
                 while len(batch) < self._max_batch and not self._queue.empty():
                     batch.append(self._queue.get_nowait())
-                try:
-                    if conn is None or conn.closed:
-                        conn = await psycopg.AsyncConnection.connect(
-                            self._dsn, connect_timeout=2, autocommit=True
-                        )
-                    results = await self._commit(conn, [d for d, _ in batch])
-                except (psycopg.Error, OSError) as exc:
-                    log.warning("landing_failed", batch=len(batch), error=type(exc).__name__)
-                    if conn is not None:
-                        with contextlib.suppress(Exception):
-                            await conn.close()
-                    conn = None
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(LandingUnavailable(str(exc)))
-                    continue
-                for (_, future), result in zip(batch, results, strict=True):
-                    if not future.done():
+                conn, outcome = await self._land_batch(conn, [d for d, _ in batch])
+                for (_, future), result in zip(batch, outcome, strict=True):
+                    if future.done():
+                        continue
+                    if isinstance(result, LandingUnavailable):
+                        future.set_exception(result)
+                    else:
                         future.set_result(result)
         finally:
             if conn is not None:
                 await conn.close()
+
+    async def _land_batch(
+        self, conn: psycopg.AsyncConnection | None, deliveries: list[Delivery]
+    ) -> tuple[psycopg.AsyncConnection | None, list[Landed] | list[LandingUnavailable]]:
+        """Commit on the writer's connection. An idle connection may have died with a
+        database restart, so a failure on one that was already open gets one retry on a
+        fresh connection; re-inserting is safe because duplicates are ignored."""
+        retry = conn is not None
+        while True:
+            try:
+                if conn is None or conn.closed:
+                    conn = await self._connect()
+                return conn, await self._commit(conn, deliveries)
+            except (psycopg.Error, OSError) as exc:
+                log.warning("landing_failed", batch=len(deliveries), error=type(exc).__name__)
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+                conn = None
+                if not retry:
+                    return None, [LandingUnavailable(str(exc))] * len(deliveries)
+                retry = False
 
     async def _commit(
         self, conn: psycopg.AsyncConnection, deliveries: list[Delivery]
