@@ -52,10 +52,10 @@ def template_database(pg_server: embedded.EmbeddedStatus) -> Database:
     return database
 
 
-def _drop(database: Database, name: str) -> None:
+def drop_database(database: Database) -> None:
     with psycopg.connect(database.url(database="postgres"), autocommit=True) as conn:
         conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database.name))
         )
 
 
@@ -73,14 +73,14 @@ def database(template_database: Database, request: pytest.FixtureRequest) -> Ite
     """A migrated database of this module's own."""
     db = new_database(template_database, request.module.__name__.rsplit(".", 1)[-1])
     yield db
-    _drop(db, db.name)
+    drop_database(db)
 
 
 @pytest.fixture
 def empty_database(template_database: Database) -> Iterator[Database]:
     db = new_database(template_database, "empty", migrated=False)
     yield db
-    _drop(db, db.name)
+    drop_database(db)
 
 
 @pytest.fixture

@@ -51,13 +51,18 @@ class Stack:
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
         self.dagster_port, self.streamlit_port = free_port(), free_port()
-        self.receiver_port = free_port()
-        env = {k: v for k, v in os.environ.items() if k != "TRAINU_DATABASE_URL"}
+        self.receiver_port, self.simulator_port = free_port(), free_port()
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("TRAINU_DATABASE_URL", "TRAINU_GHL_TOKEN")
+        }
         self.env = env | {
             "TRAINU_STATE_DIR": str(state_dir),
             "TRAINU_DAGSTER_PORT": str(self.dagster_port),
             "TRAINU_STREAMLIT_PORT": str(self.streamlit_port),
             "TRAINU_RECEIVER_PORT": str(self.receiver_port),
+            "TRAINU_SIMULATOR_PORT": str(self.simulator_port),
         }
         self.log = state_dir.parent / f"up-{time.time_ns()}.log"
 
@@ -95,13 +100,26 @@ class Stack:
         wait_for(streamlit_healthy, "Streamlit", proc)
         wait_for(receiver_ready, "the webhook receiver, ready with its database", proc)
 
+        def simulated_webhooks_landed() -> bool:
+            with psycopg.connect(self.database_url()) as conn:
+                return (
+                    conn.execute(
+                        "SELECT count(*) FROM raw.webhook_events WHERE location_id = 'sim-studio'"
+                    ).fetchone()[0]
+                    > 0
+                )
+
+        # Without a GHL token the stack runs the simulator, whose signed webhooks the
+        # receiver must accept with the key the stack configured.
+        wait_for(simulated_webhooks_landed, "signed webhooks from the GHL simulator", proc)
+
     def database_url(self) -> str:
         return embedded.status(self.state_dir / "pgdata").url("trainu")
 
 
 def stop_with_ctrl_c(proc: subprocess.Popen) -> list[psutil.Process]:
     tree = psutil.Process(proc.pid).children(recursive=True)
-    assert len(tree) >= 4  # webserver, daemon, streamlit, receiver (+ their helpers)
+    assert len(tree) >= 5  # webserver, daemon, streamlit, receiver, simulator (+ helpers)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=90) == 0
     return tree
@@ -119,8 +137,10 @@ def test_stack_runs_stops_cleanly_and_restarts_on_the_same_data(tmp_path: Path) 
                         "INSERT INTO app.locations (location_id, name) VALUES ('L1', 'Kept')"
                     )
                 else:
-                    rows = conn.execute("SELECT name FROM app.locations").fetchall()
-                    assert rows == [("Kept",)], "data written by the first run must survive"
+                    rows = conn.execute("SELECT name FROM app.locations ORDER BY 1").fetchall()
+                    assert rows == [("Kept",), ("Simulated studio",)], (
+                        "data written by the first run must survive"
+                    )
             if attempt == 1:
                 second = subprocess.run(
                     [TRAINU, "up"], env=stack.env, capture_output=True, text=True, timeout=60

@@ -22,6 +22,7 @@ from trainu_dagster.db.server import (
 )
 from trainu_dagster.observability.logging import configure_logging
 from trainu_dagster.settings import Settings, get_settings
+from trainu_dagster.stack import SIMULATED_LOCATION, simulator_key_path
 
 app = typer.Typer(
     help="TrainU: GHL data in, show-rates and approved outreach out.",
@@ -360,6 +361,112 @@ def receive(
         access_log=False,
         log_config=None,
     )
+
+
+@app.command("simulate")
+def simulate(
+    location: Annotated[str, typer.Option(help="GHL location id of the simulated studio.")] = (
+        SIMULATED_LOCATION
+    ),
+    trainers: Annotated[int, typer.Option(min=1)] = 5,
+    clients: Annotated[int, typer.Option(min=0)] = 200,
+    days: Annotated[int, typer.Option(min=1, help="Days of history to generate.")] = 120,
+    seed: Annotated[int, typer.Option(help="Same seed, same studio.")] = 1,
+    port: Annotated[int | None, typer.Option(help="Default TRAINU_SIMULATOR_PORT.")] = None,
+    webhook_url: Annotated[
+        str | None, typer.Option(help="Send signed webhooks here (e.g. the receiver).")
+    ] = None,
+    events_per_minute: Annotated[float, typer.Option(min=0, help="Live activity rate.")] = 30.0,
+) -> None:
+    """Run the local GHL simulator: a generated studio behind GHL's REST API, live activity
+    and signed webhooks. It accepts TRAINU_GHL_TOKEN (a random one, printed, if unset); its
+    webhook signing key lives in the state directory."""
+    import secrets
+
+    from trainu_dagster.ghl.simulator import run_simulator
+
+    settings = get_settings()
+    if settings.ghl_token is None:
+        token = secrets.token_urlsafe(24)
+        typer.echo(f"simulator token (set TRAINU_GHL_TOKEN to choose one): {token}")
+    else:
+        token = settings.ghl_token.get_secret_value()
+    run_simulator(
+        location_id=location,
+        trainers=trainers,
+        clients=clients,
+        days=days,
+        seed=seed,
+        host="127.0.0.1",
+        port=port or settings.simulator_port,
+        webhook_url=webhook_url,
+        key_path=simulator_key_path(settings),
+        events_per_minute=events_per_minute,
+        token=token,
+    )
+
+
+@app.command("pull")
+def pull(
+    since: Annotated[
+        str | None,
+        typer.Option(help="Backfill from this date (YYYY-MM-DD, UTC) instead of the cursors."),
+    ] = None,
+    location: Annotated[
+        list[str] | None, typer.Option(help="Studio to pull (repeatable; default: all).")
+    ] = None,
+    stream: Annotated[
+        list[str] | None,
+        typer.Option(help="contacts, appointments, messages or opportunities (repeatable)."),
+    ] = None,
+    full: Annotated[bool, typer.Option(help="Sweep contacts/opportunities whole.")] = False,
+) -> None:
+    """Pull GHL data through the REST API into the raw tables, resuming from each cursor."""
+    from datetime import UTC, datetime
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from trainu_dagster.ghl.client import GhlClient, GhlError
+    from trainu_dagster.ingest.pull import STREAMS, PullOptions, pull_stream
+
+    settings = get_settings()
+    database = _running_database(settings)
+    if settings.ghl_token is None:
+        raise _fail("no GHL token: set TRAINU_GHL_TOKEN (and TRAINU_GHL_BASE_URL for a simulator)")
+    unknown = set(stream or ()) - set(STREAMS)
+    if unknown:
+        raise _fail(f"unknown stream(s) {sorted(unknown)}; choose from {', '.join(STREAMS)}")
+    try:
+        start = datetime.fromisoformat(since).replace(tzinfo=UTC) if since else None
+    except ValueError:
+        raise _fail(f"--since {since!r} is not a date (YYYY-MM-DD)") from None
+    with database.connect() as conn:
+        known = [r[0] for r in conn.execute("SELECT location_id FROM app.locations ORDER BY 1")]
+    locations = location or known
+    missing = set(locations) - set(known)
+    if missing:
+        raise _fail(f"unknown studio(s) {sorted(missing)}: add them with `trainu locations add`")
+    options = PullOptions(since=start, full=full)
+    token = settings.ghl_token.get_secret_value()
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[records]}"),
+               TimeElapsedColumn())  # fmt: skip
+    with (
+        GhlClient(token, base_url=settings.ghl_base_url) as client,
+        database.connect(autocommit=True) as conn,
+        Progress(*columns, transient=False) as progress,
+    ):
+        for location_id in locations:
+            for name in stream or STREAMS:
+                task = progress.add_task(f"{location_id} {name}", total=None, records=0)
+
+                def advance(result, page_records: int, task=task) -> None:  # noqa: ANN001
+                    progress.update(task, advance=1, records=f"{result.records} records")
+
+                try:
+                    pull_stream(conn, client, location_id, name, options=options, on_page=advance)  # type: ignore[arg-type]
+                except GhlError as exc:
+                    raise _fail(f"{location_id} {name}: {exc}; rerun to resume") from exc
+                progress.update(task, total=progress.tasks[task].completed)
 
 
 @app.command("up")

@@ -3,17 +3,26 @@
 from dagster import Definitions
 
 from sensors import all_sensors
+from trainu_dagster.assets.pulls import ghl_pull_assets
 from trainu_dagster.assets.raw import ghl_raw_tables
-from trainu_dagster.jobs import ingest_webhook_events, retry_dead_letters
+from trainu_dagster.jobs import (
+    ingest_webhook_events,
+    pull_ghl,
+    pull_ghl_schedule,
+    reconcile_ghl_schedule,
+    retry_dead_letters,
+)
 from trainu_dagster.observability.logging import configure_logging
+from trainu_dagster.resources.ghl import GhlResource
 from trainu_dagster.resources.postgres import PostgresResource
 from trainu_dagster.settings import get_settings
 
 configure_logging(get_settings().log_level)  # domain code logs redacted JSON in runs too
 
 defs = Definitions(
-    assets=[ghl_raw_tables],
-    jobs=[ingest_webhook_events, retry_dead_letters],
+    assets=[ghl_raw_tables, *ghl_pull_assets],
+    jobs=[ingest_webhook_events, retry_dead_letters, pull_ghl],
+    schedules=[pull_ghl_schedule, reconcile_ghl_schedule],
     sensors=all_sensors,
-    resources={"database": PostgresResource()},
+    resources={"database": PostgresResource(), "ghl": GhlResource()},
 )

@@ -1,7 +1,16 @@
 """Jobs the sensors launch and people run from the Dagster UI."""
 
-from dagster import AssetSelection, OpExecutionContext, define_asset_job, job, op
+from dagster import (
+    AssetSelection,
+    DefaultScheduleStatus,
+    OpExecutionContext,
+    ScheduleDefinition,
+    define_asset_job,
+    job,
+    op,
+)
 
+from trainu_dagster.assets.pulls import ghl_pull_assets
 from trainu_dagster.assets.raw import ghl_raw_tables
 from trainu_dagster.ingest.retry import retry_due
 from trainu_dagster.resources.postgres import PostgresResource
@@ -24,3 +33,26 @@ def retry_due_dead_letters(context: OpExecutionContext, database: PostgresResour
 @job(description="Retry dead-letter items whose backoff has elapsed.")
 def retry_dead_letters() -> None:
     retry_due_dead_letters()
+
+
+pull_ghl = define_asset_job(
+    "pull_ghl",
+    selection=AssetSelection.assets(*ghl_pull_assets),
+    description="Pull every GHL stream of every registered studio from its cursor.",
+)
+
+# Webhooks bring changes within seconds; the pull catches what they missed.
+pull_ghl_schedule = ScheduleDefinition(
+    name="pull_ghl_every_15_minutes",
+    job=pull_ghl,
+    cron_schedule="*/15 * * * *",
+    default_status=DefaultScheduleStatus.RUNNING,
+)
+# Keyset streams only see new records incrementally; once a day sweep them whole.
+reconcile_ghl_schedule = ScheduleDefinition(
+    name="reconcile_ghl_daily",
+    job=pull_ghl,
+    cron_schedule="30 3 * * *",
+    run_config={"ops": {asset.op.name: {"config": {"full": True}} for asset in ghl_pull_assets}},
+    default_status=DefaultScheduleStatus.RUNNING,
+)

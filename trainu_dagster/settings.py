@@ -47,7 +47,6 @@ class Settings(BaseSettings):
     # --- GHL ----------------------------------------------------------------------------
     ghl_base_url: str = Field(default="https://services.leadconnectorhq.com")
     ghl_token: SecretStr | None = Field(default=None, description="GHL OAuth or private token.")
-    ghl_location_ids: list[str] = Field(default_factory=list, description="Studios to sync.")
     webhook_ed25519_public_key: str | None = Field(
         default=None, description="PEM or base64 Ed25519 key for `x-ghl-signature`."
     )
@@ -100,6 +99,7 @@ class Settings(BaseSettings):
     dagster_port: int = Field(default=3000, ge=1, le=65535)
     receiver_port: int = Field(default=8000, ge=1, le=65535)
     streamlit_port: int = Field(default=8501, ge=1, le=65535)
+    simulator_port: int = Field(default=8010, ge=1, le=65535, description="Local GHL simulator.")
 
     @field_validator("state_dir")
     @classmethod

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import fcntl
 import os
+import secrets
 import shlex
 import shutil
 import sys
@@ -26,6 +27,8 @@ from trainu_dagster.db.server import Database
 from trainu_dagster.settings import PROJECT_ROOT, Settings
 
 PR_SET_CHILD_SUBREAPER = 36
+# Without a GHL token the stack runs against the local simulator, as this studio.
+SIMULATED_LOCATION = "sim-studio"
 CLEAN_STOP_CODES = {0, 130, 143}  # exited, or stopped by SIGINT / SIGTERM as asked
 
 
@@ -33,11 +36,30 @@ class StackAlreadyRunning(RuntimeError):
     pass
 
 
+def simulating(settings: Settings) -> bool:
+    return settings.ghl_token is None
+
+
+def simulator_key_path(settings: Settings) -> Path:
+    return settings.state_dir / "simulator" / "ed25519.pem"
+
+
 def service_commands(settings: Settings) -> dict[str, list[str]]:
     """The long-running services, in start order."""
     bin_dir = Path(sys.executable).parent
     workspace = str(PROJECT_ROOT / "workspace.yaml")
+    simulator = {
+        "ghl-simulator": [
+            str(bin_dir / "trainu"),
+            "simulate",
+            "--port",
+            str(settings.simulator_port),
+            "--webhook-url",
+            f"http://127.0.0.1:{settings.receiver_port}/webhooks/ghl",
+        ]
+    }
     return {
+        **(simulator if simulating(settings) else {}),
         "dagster-webserver": [
             str(bin_dir / "dagster-webserver"),
             "--host",
@@ -73,10 +95,30 @@ def prepare_dagster_home(settings: Settings) -> Path:
     return home
 
 
+def simulator_environment(settings: Settings, database: Database) -> dict[str, str]:
+    """Point every service at the simulator: its URL, its token, its webhook key; and
+    register its studio so the scheduled pulls cover it."""
+    from trainu_dagster.ghl.simulator import load_or_create_signing_key, public_pem
+
+    key = load_or_create_signing_key(simulator_key_path(settings))
+    with database.connect() as conn:
+        conn.execute(
+            """INSERT INTO app.locations (location_id, name, timezone)
+               VALUES (%s, 'Simulated studio', 'America/New_York') ON CONFLICT DO NOTHING""",
+            (SIMULATED_LOCATION,),
+        )
+    return {
+        "TRAINU_GHL_BASE_URL": f"http://127.0.0.1:{settings.simulator_port}",
+        "TRAINU_GHL_TOKEN": secrets.token_urlsafe(24),  # fresh per run; the simulator reads it too
+        "TRAINU_WEBHOOK_ED25519_PUBLIC_KEY": public_pem(key),
+    }
+
+
 def service_environment(settings: Settings, database: Database) -> dict[str, str]:
     """Children get the resolved server, so none of them starts a database of its own."""
     return {
         **os.environ,
+        **(simulator_environment(settings, database) if simulating(settings) else {}),
         "TRAINU_STATE_DIR": str(settings.state_dir),
         "TRAINU_DATABASE_URL": database.url(),
         "TRAINU_DAGSTER_STORAGE_URL": database.dagster_storage_url(),
@@ -136,7 +178,12 @@ def run_stack(settings: Settings, prepare_database: Callable[[Settings], Databas
                 f"TrainU stack starting: Dagster UI http://127.0.0.1:{settings.dagster_port}  "
                 f"Streamlit http://127.0.0.1:{settings.streamlit_port}  "
                 f"webhooks http://127.0.0.1:{settings.receiver_port}/webhooks/ghl  "
-                "(Ctrl-C stops everything)",
+                + (
+                    f"GHL simulator http://127.0.0.1:{settings.simulator_port}  "
+                    if simulating(settings)
+                    else ""
+                )
+                + "(Ctrl-C stops everything)",
                 flush=True,
             )
             manager.loop()

@@ -26,6 +26,6 @@ class PostgresResource(ConfigurableResource):
         return connect_database(settings, start_embedded=False)
 
     @contextmanager
-    def connect(self) -> Iterator[psycopg.Connection]:
-        with self.database().connect() as conn:
+    def connect(self, **kwargs: object) -> Iterator[psycopg.Connection]:
+        with self.database().connect(**kwargs) as conn:
             yield conn

@@ -1,0 +1,113 @@
+"""Pull throughput against GHL's rate limit, and records/s into Postgres.
+
+Starts an embedded Postgres (temporary) and the GHL simulator with GHL's real limits
+(100 requests per 10 s per location), generates a large studio, then runs a full backfill
+of every stream with the production client and reports:
+- sustained requests/s as a share of the 10 requests/s ceiling, measured after the first
+  window (the first 10 s may legitimately burst 100 requests at once);
+- 429s the simulator had to answer (the client's own budget should make this 0);
+- records/s landed in Postgres through the shared last-write-wins path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from sqlalchemy.engine import make_url
+
+from tests.ghl_simulator_harness import SIM_TOKEN, running_simulator
+from trainu_dagster.db import embedded, migrate
+from trainu_dagster.db.server import Database, ensure_database_exists
+from trainu_dagster.ghl.client import GhlClient
+from trainu_dagster.ghl.simulator import RateLimit, generate_studio
+from trainu_dagster.ingest.pull import STREAMS, PullOptions, pull_stream
+
+HERE = Path(__file__).resolve().parent
+CEILING = 100 / 10.0  # requests per second
+
+
+def sample_requests(url: str, samples: list[tuple[float, int]], stop: threading.Event) -> None:
+    with httpx.Client() as http:
+        while not stop.is_set():
+            samples.append((time.monotonic(), http.get(url + "/_sim/stats").json()["total"]))
+            stop.wait(1.0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--clients", type=int, default=5_000)
+    parser.add_argument("--days", type=int, default=60)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="trainu-bench-pulls-"))
+    status = embedded.start(work / "pgdata")
+    database = Database(make_url(status.url("trainu")), "trainu_dagster", {})
+    ensure_database_exists(database, "trainu")
+    migrate.upgrade(database)
+    now = datetime.now(UTC)
+    print(f"generating a studio with {args.clients} clients, {args.days} days...", flush=True)
+    studio = generate_studio(
+        "bench-location", trainers=8, clients=args.clients, days=args.days, seed=args.seed, now=now
+    )
+    options = PullOptions(since=now - timedelta(days=args.days))
+    results: dict[str, object] = {"started": now.isoformat(), "clients": args.clients}
+    samples: list[tuple[float, int]] = []
+    stop = threading.Event()
+    with running_simulator(studio, rate_limit=RateLimit(100, 10.0, daily=200_000)) as url:
+        sampler = threading.Thread(target=sample_requests, args=(url, samples, stop))
+        with (
+            GhlClient(SIM_TOKEN, base_url=url) as client,
+            database.connect(autocommit=True) as conn,
+        ):
+            started = time.monotonic()
+            sampler.start()
+            records = {}
+            for stream in STREAMS:
+                result = pull_stream(conn, client, studio.location_id, stream, options=options)
+                records[stream] = result.records
+                print(f"  {stream:14} {result.records:>8} records", flush=True)
+            elapsed = time.monotonic() - started
+        stop.set()
+        sampler.join()
+        stats = httpx.get(url + "/_sim/stats").json()
+    embedded.stop(work / "pgdata")
+    shutil.rmtree(work, ignore_errors=True)
+
+    after_first_window = [(t, n) for t, n in samples if t - started >= 10.0]
+    (t0, n0), (t1, n1) = after_first_window[0], after_first_window[-1]
+    sustained = (n1 - n0) / (t1 - t0)
+    total_records = sum(records.values())
+    results |= {
+        "elapsed_s": round(elapsed, 1),
+        "requests": stats["total"],
+        "rate_limited_429": stats["rateLimited"],
+        "failed": stats["failed"],
+        "sustained_requests_per_s": round(sustained, 2),
+        "share_of_ceiling": round(sustained / CEILING, 3),
+        "records": records,
+        "records_per_s": round(total_records / elapsed, 1),
+    }
+    out_dir = HERE / "results"
+    out_dir.mkdir(exist_ok=True)
+    out = out_dir / f"pulls-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    out.write_text(json.dumps(results, indent=2))
+    print(
+        f"requests   {stats['requests']} in {elapsed:.1f} s; sustained {sustained:.2f}/s = "
+        f"{sustained / CEILING:.1%} of the 100 per 10 s ceiling; 429s {stats['rate_limited']}; "
+        f"failed {stats['failed']}"
+    )
+    print(f"records    {total_records} = {total_records / elapsed:.0f} records/s into Postgres")
+    print(f"results    {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,384 @@
+"""A typed client for the GHL REST API v2 subset TrainU uses (httpx, sync).
+
+GHL allows 100 requests per 10 s and 200,000 per day per location. The client keeps under
+both itself (`RequestBudget`), so a well-behaved pull never sees a 429; when one comes
+anyway (another app sharing the location's quota) it waits as long as GHL says and tries
+again. 5xx answers and connection failures are retried with exponential backoff, except
+for sending a message, which is not idempotent: it is retried only when GHL provably did
+not act on it (429, or the connection was never made).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import httpx
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from trainu_dagster.observability.logging import get_logger
+
+log = get_logger(__name__)
+
+Api = Literal["contacts", "calendars", "conversations", "opportunities", "locations", "users"]
+# GHL rejects a request whose Version header is not the one its API expects.
+API_VERSIONS: dict[Api, str] = {
+    "contacts": "2021-07-28",
+    "opportunities": "2021-07-28",
+    "locations": "2021-07-28",
+    "users": "2021-07-28",
+    "calendars": "2021-04-15",
+    "conversations": "2021-04-15",
+}
+DEFAULT_BASE_URL = "https://services.leadconnectorhq.com"
+PAGE_SIZE = 100  # GHL's maximum for contacts and opportunities
+
+
+class GhlError(Exception):
+    """GHL answered with an error that retrying will not fix (or retries ran out)."""
+
+    def __init__(self, status: int, message: str, trace_id: str | None = None) -> None:
+        super().__init__(
+            f"GHL {status}: {message}" + (f" (traceId {trace_id})" if trace_id else "")
+        )
+        self.status = status
+        self.message = message
+        self.trace_id = trace_id
+
+
+class RetryableGhlError(GhlError):
+    """429 or 5xx: GHL may succeed if asked again."""
+
+    def __init__(
+        self, status: int, message: str, trace_id: str | None, retry_after: float | None
+    ) -> None:
+        super().__init__(status, message, trace_id)
+        self.retry_after = retry_after
+
+
+class DailyLimitReached(GhlError):
+    """The location's daily quota is spent; pulls stop and resume from their cursor later."""
+
+
+@dataclass
+class RequestBudget:
+    """At most `requests` per any `window` seconds per location, and `daily` per day.
+
+    A sliding log of send times: exact, so a long pull runs at the full ceiling without
+    tripping GHL's own limiter. `margin` absorbs the difference between our clock at send
+    and GHL's at receipt.
+    """
+
+    requests: int = 100
+    window: float = 10.0
+    daily: int = 200_000
+    margin: float = 0.05
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    _sent: dict[str, deque[float]] = field(default_factory=dict, init=False)
+    _days: dict[str, tuple[str, int]] = field(default_factory=dict, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def acquire(self, location_id: str) -> None:
+        while (wait := self._try_acquire(location_id)) > 0:
+            self.sleep(wait)  # outside the lock: other locations keep going
+
+    def _try_acquire(self, location_id: str) -> float:
+        """Take a slot and return 0, or return how long to wait for one."""
+        with self._lock:
+            today = datetime.now(UTC).date().isoformat()
+            day, used = self._days.get(location_id, (today, 0))
+            if day != today:
+                day, used = today, 0
+            if used >= self.daily:
+                raise DailyLimitReached(429, f"daily limit of {self.daily} requests reached")
+            sent = self._sent.setdefault(location_id, deque())
+            now = self.clock()
+            while sent and sent[0] <= now - self.window - self.margin:
+                sent.popleft()
+            if len(sent) >= self.requests:
+                return sent[0] + self.window + self.margin - now
+            sent.append(now)
+            self._days[location_id] = (day, used + 1)
+            return 0.0
+
+    def exhaust_day(self, location_id: str) -> None:
+        """GHL says the day's quota is gone (shared with other apps): stop asking today."""
+        with self._lock:
+            self._days[location_id] = (datetime.now(UTC).date().isoformat(), self.daily)
+
+
+@dataclass(frozen=True)
+class Page:
+    """Records of one response and the cursor that resumes right after them."""
+
+    records: list[dict[str, Any]]
+    next_cursor: dict[str, Any] | None  # None: this was the last page
+
+
+def _retry_wait(state: RetryCallState) -> float:
+    exc = state.outcome.exception() if state.outcome else None
+    if isinstance(exc, RetryableGhlError) and exc.retry_after is not None:
+        return exc.retry_after
+    return wait_exponential_jitter(initial=0.5, max=30)(state)
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, RetryableGhlError | httpx.TransportError)
+
+
+def _retryable_send(exc: BaseException) -> bool:
+    """A message is re-sent only if GHL cannot have sent it: 429, or no connection made."""
+    if isinstance(exc, RetryableGhlError):
+        return exc.status == 429
+    return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    if response.status_code != 429:
+        return None
+    header = response.headers.get("retry-after")
+    if header and header.replace(".", "", 1).isdigit():
+        return float(header)
+    interval = response.headers.get("x-ratelimit-interval-milliseconds")
+    return int(interval) / 1000 if interval and interval.isdigit() else None
+
+
+def _error_message(response: httpx.Response) -> tuple[str, str | None]:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200] or response.reason_phrase, None
+    if not isinstance(body, dict):
+        return str(body)[:200], None
+    message = body.get("message") or body.get("error") or response.reason_phrase
+    if isinstance(message, list):
+        message = "; ".join(map(str, message))
+    return str(message), body.get("traceId") or response.headers.get("traceid")
+
+
+class GhlClient:
+    """One token (a Private Integration Token or an OAuth access token) and its budget."""
+
+    def __init__(
+        self,
+        token: str,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: float = 30.0,
+        budget: RequestBudget | None = None,
+        max_attempts: int = 6,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.Client(
+            base_url=base_url,
+            timeout=timeout,
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            transport=transport,
+        )
+        self.budget = budget or RequestBudget()
+        self._max_attempts = max_attempts
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> GhlClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- endpoints ---------------------------------------------------------------------
+
+    def contacts(self, location_id: str, cursor: Mapping[str, Any] | None = None) -> Page:
+        """One page of contacts in (dateAdded, id) order, after `cursor` if given."""
+        body = self._get(
+            "contacts",
+            "/contacts/",
+            location_id,
+            {"locationId": location_id, "limit": PAGE_SIZE, **_keyset_params(cursor)},
+        )
+        return Page(body.get("contacts", []), _keyset_cursor(body.get("meta")))
+
+    def contact(self, location_id: str, contact_id: str) -> dict[str, Any]:
+        return self._get("contacts", f"/contacts/{contact_id}", location_id)["contact"]
+
+    def calendars(self, location_id: str) -> list[dict[str, Any]]:
+        body = self._get("calendars", "/calendars/", location_id, {"locationId": location_id})
+        return body.get("calendars", [])
+
+    def calendar_events(
+        self, location_id: str, calendar_id: str, start: datetime, end: datetime
+    ) -> list[dict[str, Any]]:
+        """Appointments starting in [start, end). GHL has no paging here: callers slice."""
+        params = {
+            "locationId": location_id,
+            "calendarId": calendar_id,
+            "startTime": _epoch_ms(start),
+            "endTime": _epoch_ms(end),
+        }
+        return self._get("calendars", "/calendars/events", location_id, params).get("events", [])
+
+    def appointment(self, location_id: str, event_id: str) -> dict[str, Any]:
+        path = f"/calendars/events/appointments/{event_id}"
+        return self._get("calendars", path, location_id)["event"]
+
+    def messages(
+        self,
+        location_id: str,
+        *,
+        updated_since: datetime | None,
+        cursor: str | None = None,
+        channel: str | None = None,
+    ) -> Page:
+        """One page of the message export, oldest update first. Without a `channel` GHL
+        exports every kind except email, so email is a second listing."""
+        params: dict[str, Any] = {
+            "locationId": location_id,
+            "limit": PAGE_SIZE,
+            "sortBy": "updatedAt",
+            "sortOrder": "asc",
+        }
+        if updated_since is not None:
+            params["startDate"] = updated_since.astimezone(UTC).isoformat()
+        if cursor:
+            params["cursor"] = cursor
+        if channel:
+            params["channel"] = channel
+        body = self._get("conversations", "/conversations/messages/export", location_id, params)
+        next_cursor = body.get("nextCursor")
+        return Page(body.get("messages", []), {"cursor": next_cursor} if next_cursor else None)
+
+    def opportunities(self, location_id: str, cursor: Mapping[str, Any] | None = None) -> Page:
+        params = {"location_id": location_id, "limit": PAGE_SIZE, **_keyset_params(cursor)}
+        body = self._get("opportunities", "/opportunities/search", location_id, params)
+        return Page(body.get("opportunities", []), _keyset_cursor(body.get("meta")))
+
+    def send_message(
+        self,
+        location_id: str,
+        *,
+        contact_id: str,
+        channel: Literal["SMS", "Email"],
+        message: str,
+        subject: str | None = None,
+    ) -> dict[str, Any]:
+        """Send through GHL; returns GHL's `{conversationId, messageId, ...}`."""
+        payload: dict[str, Any] = {"type": channel, "contactId": contact_id}
+        if channel == "Email":
+            payload |= {"html": message, "subject": subject or ""}
+        else:
+            payload["message"] = message
+        return self._request(
+            "POST",
+            "conversations",
+            "/conversations/messages",
+            location_id,
+            json=payload,
+            retry_on=_retryable_send,
+        )
+
+    # --- transport ---------------------------------------------------------------------
+
+    def _get(
+        self, api: Api, path: str, location_id: str, params: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        return self._request("GET", api, path, location_id, params=params)
+
+    def _request(
+        self,
+        method: str,
+        api: Api,
+        path: str,
+        location_id: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Mapping[str, Any] | None = None,
+        retry_on: Callable[[BaseException], bool] = _retryable,
+    ) -> dict[str, Any]:
+        retrying = Retrying(
+            stop=stop_after_attempt(self._max_attempts),
+            wait=_retry_wait,
+            retry=retry_if_exception(retry_on),
+            before_sleep=lambda state: log.warning(
+                "ghl_retry",
+                method=method,
+                path=path,
+                attempt=state.attempt_number,
+                error=str(state.outcome.exception()) if state.outcome else None,
+            ),
+            reraise=True,
+        )
+        return retrying(self._once, method, api, path, location_id, params, json)
+
+    def _once(
+        self,
+        method: str,
+        api: Api,
+        path: str,
+        location_id: str,
+        params: Mapping[str, Any] | None,
+        json: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
+        self.budget.acquire(location_id)
+        response = self._http.request(
+            method, path, params=params, json=json, headers={"Version": API_VERSIONS[api]}
+        )
+        if response.headers.get("x-ratelimit-daily-remaining") == "0":
+            self.budget.exhaust_day(location_id)
+        if response.is_success:
+            body = response.json()
+            log.debug(
+                "ghl_request",
+                method=method,
+                path=path,
+                status=response.status_code,
+                trace_id=body.get("traceId") or response.headers.get("traceid"),
+            )
+            return body
+        message, trace_id = _error_message(response)
+        log.warning(
+            "ghl_error", method=method, path=path, status=response.status_code, trace_id=trace_id
+        )
+        if response.status_code == 429 or response.status_code >= 500:
+            raise RetryableGhlError(response.status_code, message, trace_id, _retry_after(response))
+        raise GhlError(response.status_code, message, trace_id)
+
+
+def _epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _keyset_params(cursor: Mapping[str, Any] | None) -> dict[str, Any]:
+    if not cursor:
+        return {}
+    return {k: cursor[k] for k in ("startAfter", "startAfterId") if cursor.get(k) is not None}
+
+
+def _keyset_cursor(meta: Any) -> dict[str, Any] | None:
+    """GHL's keyset paging: the last page has no `nextPageUrl`."""
+    if not isinstance(meta, dict) or not meta.get("nextPageUrl"):
+        return None
+    return {"startAfter": meta.get("startAfter"), "startAfterId": meta.get("startAfterId")}
+
+
+def iterate_pages(fetch: Callable[[dict[str, Any] | None], Page]) -> Iterator[Page]:
+    """Follow cursors from the start to the last page."""
+    cursor: dict[str, Any] | None = None
+    while True:
+        page = fetch(cursor)
+        yield page
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor

@@ -1,0 +1,101 @@
+"""The simulator as a running service: the API under uvicorn, the world moving in real time,
+and the resulting webhooks posted to TrainU's receiver — the demo and load-test backdrop."""
+
+from __future__ import annotations
+
+import random
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import uvicorn
+
+from trainu_dagster.ghl.simulator.api import create_simulator_app
+from trainu_dagster.ghl.simulator.studio import Studio, generate_studio
+from trainu_dagster.ghl.simulator.webhooks import (
+    WebhookSender,
+    load_or_create_signing_key,
+    public_pem,
+)
+from trainu_dagster.observability.logging import get_logger
+
+log = get_logger(__name__)
+TICK_SECONDS = 1.0
+
+
+class LiveActivity:
+    """Advances the studio to the wall clock every tick, at about `events_per_minute`."""
+
+    def __init__(
+        self,
+        studio: Studio,
+        sender: WebhookSender | None,
+        events_per_minute: float,
+        seed: int,
+    ) -> None:
+        self.studio, self.sender = studio, sender
+        self.events_per_minute = events_per_minute
+        self._rng = random.Random(seed)  # noqa: S311 - simulated behaviour, not secrets
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="live-activity", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def tick(self) -> int:
+        """One step; returns how many changes it made."""
+        expected = self.events_per_minute * TICK_SECONDS / 60
+        events = int(expected) + (self._rng.random() < expected % 1)
+        changes = self.studio.advance(self._rng, datetime.now(UTC), events=events)
+        if self.sender is not None and changes:
+            self.sender.enqueue_changes(changes, self.studio)
+        return len(changes)
+
+    def _run(self) -> None:
+        total = 0
+        while not self._stop.wait(TICK_SECONDS):
+            made = self.tick()
+            total += made
+            if made:
+                log.info("simulator_activity", changes=made, total_changes=total)
+
+
+def run_simulator(
+    *,
+    location_id: str,
+    trainers: int,
+    clients: int,
+    days: int,
+    seed: int,
+    host: str,
+    port: int,
+    webhook_url: str | None,
+    key_path: Path,
+    events_per_minute: float,
+    token: str,
+) -> None:
+    """Serve the API and run live activity until SIGINT/SIGTERM (uvicorn handles both)."""
+    studio = generate_studio(location_id, trainers=trainers, clients=clients, days=days, seed=seed)
+    log.info("simulator_generated", location_id=location_id, **studio.summary()["counts"])
+    sender = None
+    if webhook_url:
+        key = load_or_create_signing_key(key_path)
+        log.info("simulator_webhooks", url=webhook_url, key_path=str(key_path))
+        log.info("simulator_public_key", pem=public_pem(key))
+        sender = WebhookSender(webhook_url, key, seed=seed)
+        sender.start()
+    activity = LiveActivity(studio, sender, events_per_minute, seed)
+    activity.start()
+    app = create_simulator_app(studio, tokens={token: location_id})
+    log.info("simulator_serving", url=f"http://{host}:{port}", location_id=location_id)
+    try:
+        uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None)).run()
+    finally:
+        activity.stop()
+        if sender is not None:
+            sender.stop()
+        log.info("simulator_stopped", **(sender.counts if sender else {}))

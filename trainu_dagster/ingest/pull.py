@@ -1,0 +1,325 @@
+"""Incremental pulls from the GHL REST API into the raw tables.
+
+GHL treats any non-429 webhook answer as final, so some webhooks are lost; pulls
+reconcile. Each (location, stream) keeps a durable cursor in `raw.pull_state`. A page is
+applied and its cursor saved in one transaction, so an interrupted pull resumes at the
+next page: nothing is skipped and nothing is read twice. Pulled records go through the
+webhook parser and the same last-write-wins upsert, so a pull and a webhook for the same
+entity converge on the newest state whichever lands first.
+
+How each stream moves forward, given what GHL's API offers:
+- contacts, opportunities: keyset paging in creation order. An incremental run continues
+  after the last record seen (new records); a full run (backfill, daily reconcile) sweeps
+  everything, which is how changes to old records that no webhook reported come in.
+- appointments: no paging and no "changed since": windows of start time, sliced, per
+  calendar. Every run re-reads `lookback` of the past (sessions are marked showed or
+  no-show after they happen) up to `horizon` ahead.
+- messages: the export sorted by update time, from the last update seen (minus an overlap).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, get_args
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from trainu_dagster.ghl.api_records import Stream, record_changes
+from trainu_dagster.ghl.client import GhlClient
+from trainu_dagster.ghl.webhook_payloads import EntityChange, OptOut, UnparseableEvent
+from trainu_dagster.ingest.apply import apply_changes, record_opt_outs
+from trainu_dagster.observability.analytics import configured_analytics
+from trainu_dagster.observability.logging import get_logger
+from trainu_dagster.observability.product_events import emit_event
+
+log = get_logger(__name__)
+
+STREAMS: tuple[Stream, ...] = get_args(Stream)
+Cursor = dict[str, Any]
+# (records of one page, the cursor that resumes right after it)
+PageOfRecords = tuple[list[dict[str, Any]], Cursor]
+
+
+@dataclass(frozen=True)
+class PullOptions:
+    since: datetime | None = None  # backfill start; None means continue incrementally
+    full: bool = False  # sweep contacts and opportunities from the start
+    lookback: timedelta = timedelta(days=14)
+    horizon: timedelta = timedelta(days=60)
+    window: timedelta = timedelta(days=7)  # one calendar-events request covers this much
+    overlap: timedelta = timedelta(minutes=5)  # messages updated in the same instant
+
+
+@dataclass
+class PullResult:
+    location_id: str
+    stream: Stream
+    pages: int = 0
+    records: int = 0
+    applied: int = 0
+    stale: int = 0
+    opt_outs: int = 0
+    rejected: int = 0
+    resumed: bool = False
+    by_page: list[int] = field(default_factory=list)
+
+
+OnPage = Callable[[PullResult, int], None]  # called after each committed page
+
+
+def pull_stream(
+    conn: psycopg.Connection,
+    client: GhlClient,
+    location_id: str,
+    stream: Stream,
+    *,
+    options: PullOptions | None = None,
+    now: datetime | None = None,
+    on_page: OnPage | None = None,
+) -> PullResult:
+    """Pull one stream of one location to its end; `conn` must be in autocommit mode."""
+    options = options or PullOptions()
+    now = now or datetime.now(UTC)
+    state = _load_state(conn, location_id, stream)
+    resumed = state["last_status"] in ("running", "failed") and bool(state["cursor"])
+    start = state["cursor"] if resumed else _fresh_cursor(stream, state, options, now)
+    result = PullResult(location_id, stream, resumed=resumed)
+    _mark(conn, location_id, stream, "running", cursor=start, started=not resumed)
+    cursor = start
+    try:
+        for records, cursor in PAGERS[stream](client, location_id, start):
+            _apply_page(conn, result, records, cursor)
+            if on_page is not None:
+                on_page(result, len(records))
+    except BaseException as exc:
+        _mark(conn, location_id, stream, "failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+    _mark(conn, location_id, stream, "succeeded", cursor=_completed_cursor(stream, cursor))
+    emit_event(
+        conn,
+        "sync_ok",
+        actor="system:pull",
+        analytics=configured_analytics(),
+        location_id=location_id,
+        properties={"source": "pull", "stream": stream, "records": result.records},
+    )
+    log.info("pull_finished", location_id=location_id, stream=stream, records=result.records)
+    return result
+
+
+def _apply_page(
+    conn: psycopg.Connection, result: PullResult, records: list[dict[str, Any]], cursor: Cursor
+) -> None:
+    changes, opt_outs, rejected = _parse(result.stream, result.location_id, records)
+    with conn.transaction():
+        applied = apply_changes(conn, changes, source="pull")
+        result.opt_outs += record_opt_outs(conn, opt_outs)
+        for record, error in rejected:
+            _reject(conn, result, record, error)
+        watermark = max((c.source_updated_at for c in changes), default=None)
+        conn.execute(
+            """UPDATE raw.pull_state
+               SET cursor = %s, records_pulled = records_pulled + %s,
+                   watermark = GREATEST(watermark, %s)
+               WHERE location_id = %s AND stream = %s""",
+            (Jsonb(cursor), len(records), watermark, result.location_id, result.stream),
+        )
+    result.pages += 1
+    result.records += len(records)
+    result.applied += applied.applied
+    result.stale += applied.stale
+    result.rejected += len(rejected)
+    result.by_page.append(len(records))
+
+
+def _parse(
+    stream: Stream, location_id: str, records: list[dict[str, Any]]
+) -> tuple[list[EntityChange], list[OptOut], list[tuple[dict[str, Any], Exception]]]:
+    """Parse record by record, so one malformed record does not hold back its page."""
+    changes: list[EntityChange] = []
+    opt_outs: list[OptOut] = []
+    rejected: list[tuple[dict[str, Any], Exception]] = []
+    for record in records:
+        try:
+            record_change, record_opt_outs_ = record_changes(stream, location_id, [record])
+        except (UnparseableEvent, ValueError, TypeError, KeyError) as exc:
+            rejected.append((record, exc))
+            continue
+        changes.extend(record_change)
+        opt_outs.extend(record_opt_outs_)
+    return changes, opt_outs, rejected
+
+
+def _reject(
+    conn: psycopg.Connection, result: PullResult, record: dict[str, Any], error: Exception
+) -> None:
+    """Kept as a dead-letter item for a human; the next pull reads the record again."""
+    log.warning("pull_record_rejected", stream=result.stream, error=str(error))
+    conn.execute(
+        """INSERT INTO ops.sync_queue (location_id, source, payload_ref, error_class, error,
+                                       attempts, status, next_attempt_at)
+           VALUES (%s, 'pull', %s, %s, %s, 1, 'dead', now())""",
+        (
+            result.location_id,
+            Jsonb({"stream": result.stream, "record": record}),
+            type(error).__name__,
+            str(error),
+        ),
+    )
+
+
+# --- state ---------------------------------------------------------------------------------
+
+
+def _load_state(conn: psycopg.Connection, location_id: str, stream: Stream) -> dict[str, Any]:
+    conn.execute(
+        """INSERT INTO raw.pull_state (location_id, stream) VALUES (%s, %s)
+           ON CONFLICT DO NOTHING""",
+        (location_id, stream),
+    )
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(
+            "SELECT * FROM raw.pull_state WHERE location_id = %s AND stream = %s",
+            (location_id, stream),
+        ).fetchone()
+    assert row is not None
+    return row
+
+
+def _mark(
+    conn: psycopg.Connection,
+    location_id: str,
+    stream: Stream,
+    status: str,
+    *,
+    cursor: Cursor | None = None,
+    started: bool = False,
+    error: str | None = None,
+) -> None:
+    conn.execute(
+        """UPDATE raw.pull_state
+           SET last_status = %(status)s,
+               cursor = COALESCE(%(cursor)s, cursor),
+               last_started_at = CASE WHEN %(started)s THEN now() ELSE last_started_at END,
+               last_finished_at = CASE WHEN %(status)s = 'running'
+                                       THEN last_finished_at ELSE now() END,
+               last_error = %(error)s
+           WHERE location_id = %(location_id)s AND stream = %(stream)s""",
+        {
+            "status": status,
+            "cursor": Jsonb(cursor) if cursor is not None else None,
+            "started": started,
+            "error": error,
+            "location_id": location_id,
+            "stream": stream,
+        },
+    )
+
+
+def _fresh_cursor(
+    stream: Stream, state: Mapping[str, Any], options: PullOptions, now: datetime
+) -> Cursor:
+    previous: Cursor = state["cursor"] or {}
+    if stream in ("contacts", "opportunities"):
+        full = options.full or options.since is not None
+        return {"after": None if full else previous.get("after")}
+    if stream == "appointments":
+        start = options.since or now - options.lookback
+        return {
+            "next": start.isoformat(),
+            "end": (now + options.horizon).isoformat(),
+            "window_seconds": options.window.total_seconds(),
+        }
+    watermark: datetime | None = state["watermark"]
+    since = options.since or (watermark - options.overlap if watermark else None)
+    return {"since": since.isoformat() if since else None, "channel": 0, "page": None}
+
+
+def _completed_cursor(stream: Stream, cursor: Cursor) -> Cursor:
+    """What the next incremental run starts from."""
+    if stream in ("contacts", "opportunities"):
+        return {"after": cursor.get("after")}
+    return {}
+
+
+# --- paging per stream ---------------------------------------------------------------------
+
+
+def _keyset_pages(
+    fetch: Callable[[Cursor | None], Any], key_field: str
+) -> Callable[[GhlClient, str, Cursor], Iterator[PageOfRecords]]:
+    def pages(client: GhlClient, location_id: str, cursor: Cursor) -> Iterator[PageOfRecords]:
+        after = cursor.get("after")
+        while True:
+            page = fetch(client)(location_id, after)
+            if page.records:
+                last = page.records[-1]
+                after = {"startAfter": _epoch_ms(last.get(key_field)), "startAfterId": last["id"]}
+            yield page.records, {"after": after}
+            if page.next_cursor is None:
+                return
+
+    return pages
+
+
+def _appointment_pages(
+    client: GhlClient, location_id: str, cursor: Cursor
+) -> Iterator[PageOfRecords]:
+    """One page per window of start time, covering every calendar."""
+    start, end = datetime.fromisoformat(cursor["next"]), datetime.fromisoformat(cursor["end"])
+    window = timedelta(seconds=cursor["window_seconds"])
+    calendars = [c["id"] for c in client.calendars(location_id)]
+    while start < end:
+        stop = min(start + window, end)
+        records = [
+            event
+            for calendar_id in calendars
+            for event in client.calendar_events(location_id, calendar_id, start, stop)
+        ]
+        yield records, {**cursor, "next": stop.isoformat()}
+        start = stop
+
+
+def _message_pages(client: GhlClient, location_id: str, cursor: Cursor) -> Iterator[PageOfRecords]:
+    """The export's default listing (everything but email), then the email listing."""
+    since = datetime.fromisoformat(cursor["since"]) if cursor.get("since") else None
+    for index in range(cursor.get("channel", 0), len(MESSAGE_LISTINGS)):
+        page_cursor = cursor.get("page") if index == cursor.get("channel", 0) else None
+        while True:
+            page = client.messages(
+                location_id,
+                updated_since=since,
+                cursor=page_cursor,
+                channel=MESSAGE_LISTINGS[index],
+            )
+            page_cursor = page.next_cursor["cursor"] if page.next_cursor else None
+            done = page_cursor is None
+            yield (
+                page.records,
+                {
+                    "since": cursor.get("since"),
+                    "channel": index + 1 if done else index,
+                    "page": page_cursor,
+                },
+            )
+            if done:
+                break
+
+
+MESSAGE_LISTINGS = (None, "Email")
+PAGERS: dict[Stream, Callable[[GhlClient, str, Cursor], Iterator[PageOfRecords]]] = {
+    "contacts": _keyset_pages(lambda client: client.contacts, "dateAdded"),
+    "opportunities": _keyset_pages(lambda client: client.opportunities, "createdAt"),
+    "appointments": _appointment_pages,
+    "messages": _message_pages,
+}
+
+
+def _epoch_ms(value: Any) -> int | None:
+    if not isinstance(value, str):
+        return value if isinstance(value, int) else None
+    return int(datetime.fromisoformat(value).timestamp() * 1000)
