@@ -3,7 +3,7 @@
 UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 
-.PHONY: up test install manifest bench-webhooks
+.PHONY: up test install manifest bench-webhooks bench-pulls
 
 install:
 	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --quiet --user "uv==$(UV_VERSION)"
@@ -24,3 +24,6 @@ test: manifest
 bench-webhooks: install
 	@command -v wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk)
 	"$(UV)" run python benchmarks/webhooks.py
+
+bench-pulls: install
+	"$(UV)" run python benchmarks/pulls.py

@@ -101,8 +101,8 @@ def main() -> None:
     out = out_dir / f"pulls-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     out.write_text(json.dumps(results, indent=2))
     print(
-        f"requests   {stats['requests']} in {elapsed:.1f} s; sustained {sustained:.2f}/s = "
-        f"{sustained / CEILING:.1%} of the 100 per 10 s ceiling; 429s {stats['rate_limited']}; "
+        f"requests   {stats['total']} in {elapsed:.1f} s; sustained {sustained:.2f}/s = "
+        f"{sustained / CEILING:.1%} of the 100 per 10 s ceiling; 429s {stats['rateLimited']}; "
         f"failed {stats['failed']}"
     )
     print(f"records    {total_records} = {total_records / elapsed:.0f} records/s into Postgres")
