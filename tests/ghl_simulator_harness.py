@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import uvicorn
-from starlette.types import ASGIApp
-
-from tests.receiver_harness import free_port
+from tests.receiver_harness import serving
 from trainu_dagster.ghl.simulator import Studio, create_simulator_app
 from trainu_dagster.ghl.simulator.api import (
     CALENDARS_VERSION,
@@ -33,27 +28,6 @@ VERSIONS = {
 def api_headers(api: str, token: str = SIM_TOKEN) -> dict[str, str]:
     """Authorization plus the `Version` GHL requires for `api` (contacts, calendars...)."""
     return {"Authorization": f"Bearer {token}", "Version": VERSIONS[api]}
-
-
-@contextmanager
-def serving(app: ASGIApp) -> Iterator[str]:
-    """Any ASGI app under a real uvicorn server on a free loopback port; yields the base URL."""
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, loop="asyncio", log_config=None, access_log=False
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "simulator did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
 
 
 @contextmanager

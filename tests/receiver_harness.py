@@ -19,6 +19,7 @@ import uvicorn
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, generate_private_key
+from starlette.types import ASGIApp
 
 from trainu_dagster.ghl.signatures import (
     ED25519_HEADER,
@@ -95,11 +96,12 @@ def receiver_settings(database_url: str, signer: Signer, tmp: Path, **overrides:
 
 
 @contextmanager
-def running_receiver(settings: Settings) -> Iterator[str]:
-    """The real ASGI app under a real uvicorn server, on loopback."""
+def serving(app: ASGIApp) -> Iterator[str]:
+    """Any ASGI app (lifespan included) under a real uvicorn server on a free loopback port;
+    yields the base URL."""
     port = free_port()
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host="127.0.0.1",
         port=port,
         loop="asyncio",
@@ -112,13 +114,20 @@ def running_receiver(settings: Settings) -> Iterator[str]:
     thread.start()
     deadline = time.monotonic() + 20
     while not server.started:
-        assert time.monotonic() < deadline, "receiver did not start"
+        assert time.monotonic() < deadline, "server did not start"
         time.sleep(0.02)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=20)
+
+
+@contextmanager
+def running_receiver(settings: Settings) -> Iterator[str]:
+    """The real receiver app, served on loopback."""
+    with serving(create_app(settings)) as url:
+        yield url
 
 
 def post(

@@ -427,7 +427,7 @@ def pull(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from trainu_dagster.ghl.client import GhlClient, GhlError
-    from trainu_dagster.ingest.pull import STREAMS, PullOptions, pull_stream
+    from trainu_dagster.ingest.pull import STREAMS, PullOptions, pull_stream, registered_locations
 
     settings = get_settings()
     database = _running_database(settings)
@@ -441,7 +441,7 @@ def pull(
     except ValueError:
         raise _fail(f"--since {since!r} is not a date (YYYY-MM-DD)") from None
     with database.connect() as conn:
-        known = [r[0] for r in conn.execute("SELECT location_id FROM app.locations ORDER BY 1")]
+        known = registered_locations(conn)
     locations = location or known
     missing = set(locations) - set(known)
     if missing:

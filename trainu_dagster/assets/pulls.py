@@ -16,7 +16,13 @@ from dagster import (
 )
 
 from trainu_dagster.ingest.apply import TABLES
-from trainu_dagster.ingest.pull import STREAMS, PullOptions, Stream, pull_stream
+from trainu_dagster.ingest.pull import (
+    STREAMS,
+    PullOptions,
+    Stream,
+    pull_stream,
+    registered_locations,
+)
 from trainu_dagster.resources.ghl import GhlResource
 from trainu_dagster.resources.postgres import PostgresResource
 
@@ -39,12 +45,6 @@ class PullConfig(Config):
         return PullOptions(since=since, full=self.full)
 
 
-def registered_locations(database: PostgresResource) -> list[str]:
-    with database.connect() as conn:
-        rows = conn.execute("SELECT location_id FROM app.locations ORDER BY location_id")
-        return [row[0] for row in rows]
-
-
 def pull_asset(stream: Stream) -> AssetsDefinition:
     table = TABLES[STREAM_ENTITIES[stream]][0]
 
@@ -64,7 +64,7 @@ def pull_asset(stream: Stream) -> AssetsDefinition:
         options = config.options()
         totals: dict[str, int] = {}
         with ghl.client() as client, database.connect(autocommit=True) as conn:
-            for location_id in registered_locations(database):
+            for location_id in registered_locations(conn):
                 result = pull_stream(conn, client, location_id, stream, options=options)
                 totals[location_id] = result.records
                 context.log.info(

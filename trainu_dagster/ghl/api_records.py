@@ -7,11 +7,11 @@ opt-outs, ids) and a pull and a webhook for the same state write the same column
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from trainu_dagster.ghl.webhook_payloads import EntityChange, OptOut, parse_event
+from trainu_dagster.ghl.webhook_payloads import ParsedEvent, parse_event
 
 Stream = Literal["contacts", "appointments", "messages", "opportunities"]
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -61,17 +61,8 @@ EVENT_BUILDERS = {
 }
 
 
-def record_changes(
-    stream: Stream, location_id: str, records: Iterable[Mapping[str, Any]]
-) -> tuple[list[EntityChange], list[OptOut]]:
+def parse_record(stream: Stream, location_id: str, record: Mapping[str, Any]) -> ParsedEvent:
     """A record without its own update time is dated at the epoch, so it never outranks a
     webhook that carried a real time."""
-    changes: list[EntityChange] = []
-    opt_outs: list[OptOut] = []
-    for record in records:
-        parsed = parse_event(
-            EVENT_BUILDERS[stream](location_id, record), route="marketplace", received_at=EPOCH
-        )
-        changes.extend(parsed.changes)
-        opt_outs.extend(parsed.opt_outs)
-    return changes, opt_outs
+    event = EVENT_BUILDERS[stream](location_id, record)
+    return parse_event(event, route="marketplace", received_at=EPOCH)

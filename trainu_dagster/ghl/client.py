@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -225,8 +225,8 @@ class GhlClient:
         params = {
             "locationId": location_id,
             "calendarId": calendar_id,
-            "startTime": _epoch_ms(start),
-            "endTime": _epoch_ms(end),
+            "startTime": epoch_ms(start),
+            "endTime": epoch_ms(end),
         }
         return self._get("calendars", "/calendars/events", location_id, params).get("events", [])
 
@@ -356,7 +356,7 @@ class GhlClient:
         raise GhlError(response.status_code, message, trace_id)
 
 
-def _epoch_ms(moment: datetime) -> int:
+def epoch_ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
@@ -371,14 +371,3 @@ def _keyset_cursor(meta: Any) -> dict[str, Any] | None:
     if not isinstance(meta, dict) or not meta.get("nextPageUrl"):
         return None
     return {"startAfter": meta.get("startAfter"), "startAfterId": meta.get("startAfterId")}
-
-
-def iterate_pages(fetch: Callable[[dict[str, Any] | None], Page]) -> Iterator[Page]:
-    """Follow cursors from the start to the last page."""
-    cursor: dict[str, Any] | None = None
-    while True:
-        page = fetch(cursor)
-        yield page
-        if page.next_cursor is None:
-            return
-        cursor = page.next_cursor

@@ -20,7 +20,7 @@ How each stream moves forward, given what GHL's API offers:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, get_args
 
@@ -28,9 +28,14 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from trainu_dagster.ghl.api_records import Stream, record_changes
-from trainu_dagster.ghl.client import GhlClient
-from trainu_dagster.ghl.webhook_payloads import EntityChange, OptOut, UnparseableEvent
+from trainu_dagster.ghl.api_records import Stream, parse_record
+from trainu_dagster.ghl.client import GhlClient, epoch_ms
+from trainu_dagster.ghl.webhook_payloads import (
+    EntityChange,
+    OptOut,
+    UnparseableEvent,
+    parse_timestamp,
+)
 from trainu_dagster.ingest.apply import apply_changes, record_opt_outs
 from trainu_dagster.observability.analytics import configured_analytics
 from trainu_dagster.observability.logging import get_logger
@@ -65,7 +70,6 @@ class PullResult:
     opt_outs: int = 0
     rejected: int = 0
     resumed: bool = False
-    by_page: list[int] = field(default_factory=list)
 
 
 OnPage = Callable[[PullResult, int], None]  # called after each committed page
@@ -133,7 +137,6 @@ def _apply_page(
     result.applied += applied.applied
     result.stale += applied.stale
     result.rejected += len(rejected)
-    result.by_page.append(len(records))
 
 
 def _parse(
@@ -145,12 +148,12 @@ def _parse(
     rejected: list[tuple[dict[str, Any], Exception]] = []
     for record in records:
         try:
-            record_change, record_opt_outs_ = record_changes(stream, location_id, [record])
+            parsed = parse_record(stream, location_id, record)
         except (UnparseableEvent, ValueError, TypeError, KeyError) as exc:
             rejected.append((record, exc))
             continue
-        changes.extend(record_change)
-        opt_outs.extend(record_opt_outs_)
+        changes.extend(parsed.changes)
+        opt_outs.extend(parsed.opt_outs)
     return changes, opt_outs, rejected
 
 
@@ -258,7 +261,11 @@ def _keyset_pages(
             page = fetch(client)(location_id, after)
             if page.records:
                 last = page.records[-1]
-                after = {"startAfter": _epoch_ms(last.get(key_field)), "startAfterId": last["id"]}
+                added = parse_timestamp(last.get(key_field))
+                after = {
+                    "startAfter": epoch_ms(added) if added else None,
+                    "startAfterId": last["id"],
+                }
             yield page.records, {"after": after}
             if page.next_cursor is None:
                 return
@@ -319,7 +326,6 @@ PAGERS: dict[Stream, Callable[[GhlClient, str, Cursor], Iterator[PageOfRecords]]
 }
 
 
-def _epoch_ms(value: Any) -> int | None:
-    if not isinstance(value, str):
-        return value if isinstance(value, int) else None
-    return int(datetime.fromisoformat(value).timestamp() * 1000)
+def registered_locations(conn: psycopg.Connection) -> list[str]:
+    """The studios TrainU serves (`trainu locations add`): what pulls cover."""
+    return [row[0] for row in conn.execute("SELECT location_id FROM app.locations ORDER BY 1")]

@@ -146,7 +146,7 @@ class Answer:
         return cls(429, {"error": message}, [(b"retry-after", RETRY_AFTER_SECONDS.encode())])
 
 
-async def _read_body(receive: Receive, declared: bytes | None, limit: int) -> bytes:
+async def _read_body(receive: Receive, declared: str | None, limit: int) -> bytes:
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge
     chunks, size = [], 0
@@ -226,9 +226,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         try:
             body = await _read_body(
-                receive_message,
-                declared.encode() if (declared := headers.get("content-length")) else None,
-                settings.webhook_max_body_bytes,
+                receive_message, headers.get("content-length"), settings.webhook_max_body_bytes
             )
         except BodyTooLarge:
             return reject(
