@@ -1,8 +1,9 @@
 """Pull throughput against GHL's rate limit, and records/s into Postgres.
 
-Starts an embedded Postgres (temporary) and the GHL simulator with GHL's real limits
-(100 requests per 10 s per location), generates a large studio, then runs a full backfill
-of every stream with the production client and reports:
+Starts an embedded Postgres (temporary) and, in its own process as GHL would be, the GHL
+simulator (`trainu simulate`) with GHL's real limits (100 requests per 10 s per location)
+and a large generated studio, then runs a full backfill of every stream with the
+production client and reports:
 - sustained requests/s as a share of the 10 requests/s ceiling, measured over whole 10 s
   windows after the first one (the first 10 s may legitimately burst 100 requests);
 - 429s the simulator had to answer (the client's own budget should make this 0);
@@ -13,25 +14,58 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 from sqlalchemy.engine import make_url
 
-from tests.ghl_simulator_harness import SIM_TOKEN, running_simulator
+from tests.receiver_harness import free_port
 from trainu_dagster.db import embedded, migrate
 from trainu_dagster.db.server import Database, ensure_database_exists
 from trainu_dagster.ghl.client import GhlClient
-from trainu_dagster.ghl.simulator import RateLimit, generate_studio
 from trainu_dagster.ingest.pull import STREAMS, PullOptions, pull_stream
 
 HERE = Path(__file__).resolve().parent
 CEILING = 100 / 10.0  # requests per second
+LOCATION = "bench-location"
+TOKEN = "bench-token"  # noqa: S105 - the local simulator's token
+
+
+@contextmanager
+def simulator_process(args: argparse.Namespace, state_dir: Path) -> Iterator[str]:
+    """`trainu simulate` with no live activity; yields its URL once the studio is served."""
+    port = free_port()
+    options = {"location": LOCATION, "trainers": 8, "clients": args.clients, "days": args.days,
+               "seed": args.seed, "port": port, "events-per-minute": 0}  # fmt: skip
+    trainu = Path(sys.executable).with_name("trainu")
+    command = [str(trainu), "simulate", *(f"--{k}={v}" for k, v in options.items())]
+    env = {**os.environ, "TRAINU_GHL_TOKEN": TOKEN, "TRAINU_STATE_DIR": str(state_dir)}
+    log_file = (state_dir / "simulator.log").open("wb")
+    process = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        while True:
+            if process.poll() is not None:
+                raise SystemExit(f"the simulator exited with {process.returncode}")
+            try:
+                httpx.get(url + "/_sim/stats").raise_for_status()
+                break
+            except httpx.TransportError:
+                time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 def sample_requests(url: str, samples: list[tuple[float, int]], stop: threading.Event) -> None:
@@ -75,26 +109,28 @@ def main() -> None:
     migrate.upgrade(database)
     now = datetime.now(UTC)
     print(f"generating a studio with {args.clients} clients, {args.days} days...", flush=True)
-    studio = generate_studio(
-        "bench-location", trainers=8, clients=args.clients, days=args.days, seed=args.seed, now=now
-    )
     options = PullOptions(since=now - timedelta(days=args.days))
     results: dict[str, object] = {"started": now.isoformat(), "clients": args.clients}
     samples: list[tuple[float, int]] = []
     stop = threading.Event()
-    with running_simulator(studio, rate_limit=RateLimit(100, 10.0, daily=200_000)) as url:
+    with simulator_process(args, work) as url:
         sampler = threading.Thread(target=sample_requests, args=(url, samples, stop))
         with (
-            GhlClient(SIM_TOKEN, base_url=url) as client,
+            GhlClient(TOKEN, base_url=url) as client,
             database.connect(autocommit=True) as conn,
         ):
             started = time.monotonic()
             sampler.start()
             records = {}
             for stream in STREAMS:
-                result = pull_stream(conn, client, studio.location_id, stream, options=options)
+                began = time.monotonic()
+                result = pull_stream(conn, client, LOCATION, stream, options=options)
                 records[stream] = result.records
-                print(f"  {stream:14} {result.records:>8} records", flush=True)
+                print(
+                    f"  {stream:14} {result.records:>8} records in {result.pages:>4} pages, "
+                    f"{time.monotonic() - began:5.1f} s",
+                    flush=True,
+                )
             elapsed = time.monotonic() - started
         stop.set()
         sampler.join()

@@ -387,6 +387,21 @@ def test_duplicates_within_one_batch_land_once(admin_conn: psycopg.Connection) -
     assert apply_changes(admin_conn, [change] * 3, source="webhook") == ApplyResult(1, 2)
 
 
+def test_versions_within_one_batch_keep_the_newest_whatever_their_order(
+    admin_conn: psycopg.Connection,
+) -> None:
+    location = new_location()
+    versions = [
+        contact_change(location, "c1", T0 + timedelta(minutes=n), first_name=f"v{n}")
+        for n in range(5)
+    ]
+    random.Random(7).shuffle(versions)
+    assert apply_changes(admin_conn, versions, source="pull") == ApplyResult(1, 4)
+    columns = ["first_name", "source_updated_at"]
+    expected = [("v4", T0 + timedelta(minutes=4))]
+    assert rows(admin_conn, "ghl_contacts", columns, location) == expected
+
+
 def test_a_late_older_update_never_overwrites_newer_state(admin_conn: psycopg.Connection) -> None:
     location = new_location()
     later = T0 + timedelta(minutes=5)

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import httpx
+import orjson
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -338,7 +339,7 @@ class GhlClient:
         if response.headers.get("x-ratelimit-daily-remaining") == "0":
             self.budget.exhaust_day(location_id)
         if response.is_success:
-            body = response.json()
+            body = orjson.loads(response.content)  # pages run to megabytes; 4x stdlib json
             log.debug(
                 "ghl_request",
                 method=method,

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import cache
 from itertools import groupby
 from typing import Any, Literal
 from uuid import UUID
 
+import orjson
 import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
@@ -119,10 +121,10 @@ def apply_changes(
     """Upsert each change with last-write-wins; the caller owns the transaction."""
     applied = total = 0
     with conn.cursor() as cur:
-        # Runs of changes that share one statement go in one pipelined batch, in order.
+        # Each run of changes that share one statement is one set-based upsert, in order.
         for (entity, columns), run in groupby(changes, key=_statement_key):
             rows = [_row(c, columns, source, webhook_event_id, correlation_id) for c in run]
-            cur.executemany(_upsert(entity, columns), rows)
+            cur.execute(_upsert(entity, columns), (Jsonb(rows, dumps=_dumps),))
             applied += cur.rowcount
             total += len(rows)
     return ApplyResult(applied=applied, stale=total - applied)
@@ -169,44 +171,65 @@ def _row(
     source: str,
     webhook_event_id: int | None,
     correlation_id: UUID | None,
-) -> list[Any]:
-    deleted_at = change.source_updated_at if change.deleted else None
-    return [
-        change.location_id,
-        change.entity_id,
-        *(change.columns[c] for c in columns),
-        change.source_updated_at,
-        deleted_at,
-        Jsonb(dict(change.payload)),
-        source,
-        webhook_event_id,
-        correlation_id,
-    ]
+) -> dict[str, Any]:
+    _, key, _ = TABLES[change.entity]
+    return {
+        "location_id": change.location_id,
+        key: change.entity_id,
+        **{c: change.columns[c] for c in columns},
+        "source_updated_at": change.source_updated_at,
+        "deleted_at": change.source_updated_at if change.deleted else None,
+        "payload": change.payload,
+        "source": source,
+        "webhook_event_id": webhook_event_id,
+        "correlation_id": correlation_id,
+    }
+
+
+def _dumps(rows: Any) -> bytes:
+    """orjson writes datetimes and UUIDs as Postgres reads them; amounts stay exact."""
+    return orjson.dumps(rows, default=_exact_decimal)
+
+
+def _exact_decimal(value: Any) -> str:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"cannot store {type(value).__name__} in a raw row")
 
 
 @cache
 def _upsert(entity: Entity, columns: tuple[str, ...]) -> sql.Composed:
-    """Only the columns a change carries are written, so a partial change (a workflow
-    webhook's few contact fields) never blanks the rest of the row. Order-independence holds
-    for full snapshots, which marketplace events and pulls are."""
+    """One statement per batch: rows typed by the table's own row type, the newest of any
+    duplicates kept (one statement may not update a row twice), then last-write-wins
+    against the stored row. Only the columns a change carries are written, so a partial
+    change (a workflow webhook's few contact fields) never blanks the rest of the row.
+    Order-independence holds for full snapshots, which marketplace events and pulls are."""
     table, key, _ = TABLES[entity]
-    names = ("location_id", key, *columns, *LANDING)
-    updates = [*columns, *LANDING]
-    newer = sql.SQL(
-        "(excluded.source_updated_at, excluded.deleted_at IS NOT NULL, md5(excluded.payload::text))"
-        " > (t.source_updated_at, t.deleted_at IS NOT NULL, md5(t.payload::text))"
-    )
+    names = sql.SQL(", ").join(map(sql.Identifier, ("location_id", key, *columns, *LANDING)))
     return sql.SQL(
-        "INSERT INTO {table} AS t ({names}) VALUES ({values}) "
+        "INSERT INTO {table} AS t ({names}) "
+        "SELECT DISTINCT ON (r.location_id, r.{key}) {names} "
+        "FROM jsonb_populate_recordset(NULL::{table}, %s) AS r "
+        "ORDER BY r.location_id, r.{key}, {newest_first} "
         "ON CONFLICT (location_id, {key}) DO UPDATE SET {sets}, landed_at = now() "
-        "WHERE {newer}"
+        "WHERE ({excluded}) > ({stored})"
     ).format(
         table=sql.Identifier("raw", table),
-        names=sql.SQL(", ").join(map(sql.Identifier, names)),
-        values=sql.SQL(", ").join([sql.Placeholder()] * len(names)),
+        names=names,
         key=sql.Identifier(key),
+        newest_first=sql.SQL(", ".join(f"{term} DESC" for term in _newness("r"))),
         sets=sql.SQL(", ").join(
-            sql.SQL("{0} = excluded.{0}").format(sql.Identifier(c)) for c in updates
+            sql.SQL("{0} = excluded.{0}").format(sql.Identifier(c)) for c in (*columns, *LANDING)
         ),
-        newer=newer,
+        excluded=sql.SQL(", ".join(_newness("excluded"))),
+        stored=sql.SQL(", ".join(_newness("t"))),
     )
+
+
+def _newness(row: str) -> list[str]:
+    """What "newer" compares, for the row named `row`."""
+    return [
+        f"{row}.source_updated_at",
+        f"{row}.deleted_at IS NOT NULL",
+        f"md5({row}.payload::text)",
+    ]

@@ -20,6 +20,8 @@ How each stream moves forward, given what GHL's API offers:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, get_args
@@ -95,10 +97,11 @@ def pull_stream(
     _mark(conn, location_id, stream, "running", cursor=start, started=not resumed)
     cursor = start
     try:
-        for records, cursor in PAGERS[stream](client, location_id, start):
-            _apply_page(conn, result, records, cursor)
-            if on_page is not None:
-                on_page(result, len(records))
+        with closing(_fetched_ahead(PAGERS[stream](client, location_id, start))) as pages:
+            for records, cursor in pages:
+                _apply_page(conn, result, records, cursor)
+                if on_page is not None:
+                    on_page(result, len(records))
     except BaseException as exc:
         _mark(conn, location_id, stream, "failed", error=f"{type(exc).__name__}: {exc}")
         raise
@@ -113,6 +116,22 @@ def pull_stream(
     )
     log.info("pull_finished", location_id=location_id, stream=stream, records=result.records)
     return result
+
+
+def _fetched_ahead(pages: Iterator[PageOfRecords]) -> Iterator[PageOfRecords]:
+    """The next page is fetched in a worker thread while this one is applied, so GHL's
+    request budget, not the database, sets the pace. A page fetched but not applied when a
+    pull stops is simply fetched again on resume, since the cursor only moves on apply."""
+    with ThreadPoolExecutor(1, thread_name_prefix="ghl-fetch") as worker:
+        ahead = worker.submit(next, pages, None)
+        try:
+            while (page := ahead.result()) is not None:
+                ahead = worker.submit(next, pages, None)
+                yield page
+        finally:
+            ahead.cancel()
+            wait([ahead])  # the pager must be idle before it is closed
+            pages.close()
 
 
 def _apply_page(

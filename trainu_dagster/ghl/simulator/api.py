@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -167,11 +168,42 @@ def instant_ms(raw: str, name: str) -> int:
     return epoch_ms(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
 
 
-# --- keyset paging (contacts, opportunities) ---------------------------------------------
+# --- sorted listings and keyset paging -----------------------------------------------------
+
+Row = tuple[int, str, Record]  # (time ms, id, record): the order every listing pages in
+
+
+def _pair(row: Row) -> tuple[int, str]:
+    return row[0], row[1]
+
+
+def _time(row: Row) -> int:
+    return row[0]
+
+
+class Listings:
+    """Sorted views of the studio, kept until it next changes. Sorting every record on each
+    page made the simulator, not the client, the bottleneck of a large pull."""
+
+    MAX_VIEWS = 256  # filtered views (per contact, per calendar) are bounded
+
+    def __init__(self, studio: Studio) -> None:
+        self.studio = studio
+        self._revision = -1
+        self._views: dict[Hashable, list[Row]] = {}
+
+    def view(self, key: Hashable, rows: Callable[[], Iterable[Row]]) -> list[Row]:
+        """The caller holds the studio's lock."""
+        if self._revision != self.studio.revision or len(self._views) >= self.MAX_VIEWS:
+            self._views.clear()
+            self._revision = self.studio.revision
+        if key not in self._views:
+            self._views[key] = sorted(rows())
+        return self._views[key]
 
 
 def keyset_page(
-    request: Request, records: Iterable[Record], time_field: str, path: str, location_key: str
+    request: Request, ordered: list[Row], path: str, location_key: str
 ) -> tuple[list[Record], dict[str, Any]]:
     """GHL's startAfter/startAfterId paging: ordered by (time ms, id), resumed strictly after.
 
@@ -180,11 +212,8 @@ def keyset_page(
     limit = limit_param(request, default=20, low=1, high=100)
     after_ms = number(request, "startAfter")
     after_id = request.query_params.get("startAfterId", "")
-    ordered = sorted((epoch_ms(r[time_field]), r["id"], r) for r in records)
     before = (
-        0
-        if after_ms is None
-        else sum(1 for ms, rid, _ in ordered if (ms, rid) <= (after_ms, after_id))
+        0 if after_ms is None else bisect.bisect_right(ordered, (after_ms, after_id), key=_pair)
     )
     rest = ordered[before:]
     page = rest[:limit]
@@ -218,6 +247,11 @@ def create_simulator_app(
     tokens = dict(tokens or {DEFAULT_TOKEN: studio.location_id})
     limiter = SlidingWindowLimiter(rate_limit) if rate_limit else None
     controls = Controls()
+    listings = Listings(studio)
+
+    def live_rows(kind: str, time_field: str) -> Callable[[], Iterable[Row]]:
+        records = studio.entities[kind].values()
+        return lambda: ((epoch_ms(r[time_field]), r["id"], r) for r in records if not r["deleted"])
 
     def own_location(location: str, requested: str) -> None:
         if requested != location:
@@ -268,8 +302,8 @@ def create_simulator_app(
     async def list_contacts(request: Request, location: str) -> Response:
         own_location(location, required(request, "locationId"))
         with studio.lock:
-            live = [c for c in studio.contacts.values() if not c["deleted"]]
-            contacts, meta = keyset_page(request, live, "dateAdded", "/contacts/", "locationId")
+            ordered = listings.view("contacts", live_rows("contact", "dateAdded"))
+            contacts, meta = keyset_page(request, ordered, "/contacts/", "locationId")
         return json_response({"contacts": contacts, "count": meta["total"], "meta": meta})
 
     def find(kind: str, entity_id: str, location: str, missing: str) -> Record:
@@ -307,13 +341,17 @@ def create_simulator_app(
             owner[0]
         ]
         with studio.lock:
-            events = [
-                (epoch_ms(a["startTime"]), a["id"], a)
-                for a in studio.appointments.values()
-                if a[field] == owner[1] and not a["deleted"]
-            ]
-            events = [e for e in events if start <= e[0] < end]
-            return json_response({"events": [public(a) for _, _, a in sorted(events)]})
+            ordered = listings.view(
+                ("events", owner),
+                lambda: (
+                    (epoch_ms(a["startTime"]), a["id"], a)
+                    for a in studio.appointments.values()
+                    if a[field] == owner[1] and not a["deleted"]
+                ),
+            )
+            low = bisect.bisect_left(ordered, start, key=_time)
+            high = bisect.bisect_left(ordered, end, key=_time)
+            return json_response({"events": [public(a) for _, _, a in ordered[low:high]]})
 
     async def get_event(request: Request, location: str) -> Response:
         with studio.lock:
@@ -341,34 +379,46 @@ def create_simulator_app(
             kinds.discard(MESSAGE_TYPES["Email"][0])
         filters = {k: params[k] for k in ("contactId", "conversationId") if params.get(k)}
         with studio.lock:
-            rows = []
-            for m in studio.messages.values():
-                if m["deleted"] or m["locationId"] != location or m["messageType"] not in kinds:
-                    continue
-                if any(m[k] != v for k, v in filters.items()):
-                    continue
-                key = epoch_ms(m[field])
-                if (low is not None and key < low) or (high is not None and key > high):
-                    continue
-                rows.append((key, m["id"], m))
-        rows.sort(reverse=order == "desc")
-        total = len(rows)
-        if cursor is not None:
-            after = (lambda k: k < cursor) if order == "desc" else (lambda k: k > cursor)
-            rows = [r for r in rows if after((r[0], r[1]))]
-        page = rows[:limit]
-        body: dict[str, Any] = {"messages": [public(m) for _, _, m in page], "total": total}
-        if len(rows) > limit:
+            rows = listings.view(
+                ("messages", field, frozenset(kinds), frozenset(filters.items())),
+                lambda: (
+                    (epoch_ms(m[field]), m["id"], m)
+                    for m in studio.messages.values()
+                    if not m["deleted"]
+                    and m["locationId"] == location
+                    and m["messageType"] in kinds
+                    and all(m[k] == v for k, v in filters.items())
+                ),
+            )
+            first = 0 if low is None else bisect.bisect_left(rows, low, key=_time)
+            end = len(rows) if high is None else bisect.bisect_right(rows, high, key=_time)
+            total = max(end - first, 0)
+            if order == "desc":  # the rows before the cursor, newest first
+                stop = (
+                    end
+                    if cursor is None
+                    else bisect.bisect_left(rows, cursor, first, end, key=_pair)
+                )
+                page = rows[max(first, stop - limit) : stop][::-1]
+                more = stop - limit > first
+            else:  # the rows after the cursor, oldest first
+                begin = (
+                    first
+                    if cursor is None
+                    else bisect.bisect_right(rows, cursor, first, end, key=_pair)
+                )
+                page = rows[begin : min(begin + limit, end)]
+                more = end - begin > limit
+            body: dict[str, Any] = {"messages": [public(m) for _, _, m in page], "total": total}
+        if more:
             body["nextCursor"] = encode_cursor(page[-1][0], page[-1][1])
         return json_response(body)
 
     async def search_opportunities(request: Request, location: str) -> Response:
         own_location(location, required(request, "location_id"))
         with studio.lock:
-            live = [o for o in studio.opportunities.values() if not o["deleted"]]
-            found, meta = keyset_page(
-                request, live, "createdAt", "/opportunities/search", "location_id"
-            )
+            ordered = listings.view("opportunities", live_rows("opportunity", "createdAt"))
+            found, meta = keyset_page(request, ordered, "/opportunities/search", "location_id")
         return json_response({"opportunities": found, "meta": meta})
 
     async def send_message(request: Request, location: str) -> Response:

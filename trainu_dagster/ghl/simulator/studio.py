@@ -19,6 +19,7 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -66,8 +67,16 @@ def iso_local(moment: datetime, tz: ZoneInfo) -> str:
 
 
 def epoch_ms(value: str | datetime) -> int:
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return int(moment.timestamp() * 1000)
+    if isinstance(value, str):
+        return _iso_epoch_ms(value)
+    return int(value.timestamp() * 1000)
+
+
+@lru_cache(maxsize=1 << 20)
+def _iso_epoch_ms(value: str) -> int:
+    """Listings sort every record by time on each request; parsing the same stored ISO
+    strings again was most of the simulator's CPU."""
+    return int(datetime.fromisoformat(value).timestamp() * 1000)
 
 
 @dataclass(frozen=True)
@@ -120,6 +129,7 @@ class Studio:
         self.changes: list[Change] = []
         self.profiles: dict[str, Profile] = {}
         self.lock = threading.RLock()
+        self.revision = 0  # bumped on every write; the API's sorted listings key on it
         self.faker = faker
         self._rng = rng  # ids and names only; behaviour draws from the caller's rng
         self._logging = True
@@ -210,6 +220,7 @@ class Studio:
 
     def _store(self, entity: Entity, record: Record) -> None:
         self.entities[entity][record["id"]] = record
+        self.revision += 1
         if entity != "appointment":
             return
         if record["deleted"] or record["appointmentStatus"] not in OPEN_STATUSES:
