@@ -713,3 +713,25 @@ def test_the_app_role_cannot_write_opt_outs(world: World, app_conn: psycopg.Conn
                VALUES ('L1', %s, 'dnd', now())""",
             (contact("a1"),),
         )
+
+
+def test_every_start_time_an_appointment_was_seen_at_is_logged_once(
+    admin_conn: psycopg.Connection,
+) -> None:
+    location = new_location()
+    first, moved = T0 + timedelta(days=3), T0 + timedelta(days=4)
+
+    def version(at: datetime, start: datetime) -> EntityChange:
+        columns = {"start_time": start, "end_time": start + timedelta(hours=1), "status": "new"}
+        return EntityChange("appointment", location, "a1", at, False, columns, {"id": "a1"})
+
+    newer, older = version(T0 + timedelta(hours=2), moved), version(T0, first)
+    for batch in ([newer], [older], [newer, older, older]):  # the older one arrives late
+        apply_changes(admin_conn, batch, source="webhook")
+    logged = admin_conn.execute(
+        """SELECT start_time FROM raw.ghl_appointment_start_times
+           WHERE location_id = %s ORDER BY 1""",
+        (location,),
+    ).fetchall()
+    assert logged == [(first,), (moved,)]
+    assert rows(admin_conn, "ghl_appointments", ["start_time"], location) == [(moved,)]

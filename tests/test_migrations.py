@@ -26,6 +26,7 @@ EXPECTED_TABLES = {
         "ghl_notes",
         "ghl_tasks",
         "ghl_opt_outs",
+        "ghl_appointment_start_times",
     },
     "app": {
         "locations",

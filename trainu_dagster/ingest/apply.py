@@ -96,6 +96,14 @@ LANDING = (
     "correlation_id",
 )
 
+LOG_START_TIMES = """
+INSERT INTO raw.ghl_appointment_start_times (location_id, appointment_id, start_time)
+SELECT DISTINCT location_id, appointment_id, start_time
+FROM jsonb_populate_recordset(NULL::raw.ghl_appointments, %s)
+WHERE start_time IS NOT NULL
+ON CONFLICT DO NOTHING
+"""
+
 RECORD_OPT_OUT = """
 INSERT INTO raw.ghl_opt_outs (location_id, contact_id, reason, channel, occurred_at,
                               webhook_event_id, correlation_id)
@@ -124,9 +132,12 @@ def apply_changes(
         # Each run of changes that share one statement is one set-based upsert, in order.
         for (entity, columns), run in groupby(changes, key=_statement_key):
             rows = [_row(c, columns, source, webhook_event_id, correlation_id) for c in run]
-            cur.execute(_upsert(entity, columns), (Jsonb(rows, dumps=_dumps),))
+            batch = Jsonb(rows, dumps=_dumps)
+            cur.execute(_upsert(entity, columns), (batch,))
             applied += cur.rowcount
             total += len(rows)
+            if entity == "appointment" and "start_time" in columns:
+                cur.execute(LOG_START_TIMES, (batch,))  # older versions too: moves are facts
     return ApplyResult(applied=applied, stale=total - applied)
 
 
