@@ -377,6 +377,14 @@ def simulate(
         str | None, typer.Option(help="Send signed webhooks here (e.g. the receiver).")
     ] = None,
     events_per_minute: Annotated[float, typer.Option(min=0, help="Live activity rate.")] = 30.0,
+    app_data: Annotated[
+        bool,
+        typer.Option(
+            "--app-data/--no-app-data",
+            help="Write the studio's trainers, clients, goals and goal entries into the "
+            "running database's app tables first.",
+        ),
+    ] = False,
 ) -> None:
     """Run the local GHL simulator: a generated studio behind GHL's REST API, live activity
     and signed webhooks. It accepts TRAINU_GHL_TOKEN (a random one, printed, if unset); its
@@ -386,6 +394,7 @@ def simulate(
     from trainu_dagster.ghl.simulator import run_simulator
 
     settings = get_settings()
+    database_url = _running_database(settings).url() if app_data else None
     if settings.ghl_token is None:
         token = secrets.token_urlsafe(24)
         typer.echo(f"simulator token (set TRAINU_GHL_TOKEN to choose one): {token}")
@@ -403,6 +412,7 @@ def simulate(
         key_path=simulator_key_path(settings),
         events_per_minute=events_per_minute,
         token=token,
+        database_url=database_url,
     )
 
 

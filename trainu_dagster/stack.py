@@ -56,6 +56,7 @@ def service_commands(settings: Settings) -> dict[str, list[str]]:
             str(settings.simulator_port),
             "--webhook-url",
             f"http://127.0.0.1:{settings.receiver_port}/webhooks/ghl",
+            "--app-data",  # goals and entries exist only in TrainU: the simulator writes them
         ]
     }
     return {

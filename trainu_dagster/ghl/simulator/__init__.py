@@ -1,6 +1,8 @@
-"""A local stand-in for GoHighLevel: a seeded studio, its REST API v2 and signed webhooks."""
+"""A local stand-in for GoHighLevel: a seeded studio, its REST API v2 and signed webhooks,
+plus the studio's TrainU-side data (goals and their entries) for the app tables."""
 
 from trainu_dagster.ghl.simulator.api import create_simulator_app
+from trainu_dagster.ghl.simulator.app_data import write_app_data
 from trainu_dagster.ghl.simulator.live import run_simulator
 from trainu_dagster.ghl.simulator.ratelimit import RateLimit
 from trainu_dagster.ghl.simulator.studio import Change, Studio, generate_studio
@@ -22,4 +24,5 @@ __all__ = [
     "public_pem",
     "run_simulator",
     "webhook_body",
+    "write_app_data",
 ]

@@ -8,9 +8,11 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
 import uvicorn
 
 from trainu_dagster.ghl.simulator.api import create_simulator_app
+from trainu_dagster.ghl.simulator.app_data import write_app_data
 from trainu_dagster.ghl.simulator.studio import Studio, generate_studio
 from trainu_dagster.ghl.simulator.webhooks import (
     WebhookSender,
@@ -77,10 +79,17 @@ def run_simulator(
     key_path: Path,
     events_per_minute: float,
     token: str,
+    database_url: str | None = None,
 ) -> None:
-    """Serve the API and run live activity until SIGINT/SIGTERM (uvicorn handles both)."""
+    """Serve the API and run live activity until SIGINT/SIGTERM (uvicorn handles both).
+    With `database_url`, first write the studio's TrainU-side data (trainers, clients,
+    goals, entries) into the app tables, which no pull or webhook would bring in."""
     studio = generate_studio(location_id, trainers=trainers, clients=clients, days=days, seed=seed)
     log.info("simulator_generated", location_id=location_id, **studio.summary()["counts"])
+    if database_url:
+        with psycopg.connect(database_url) as conn, conn.transaction():
+            written = write_app_data(conn, studio)
+        log.info("simulator_app_data", location_id=location_id, **written)
     sender = None
     if webhook_url:
         key = load_or_create_signing_key(key_path)

@@ -5,7 +5,8 @@ cancellations and reschedules; reminders and replies; a sales pipeline) determin
 from a seed. Every later change goes through a mutation that stamps `dateUpdated` and appends
 to an append-only change log, so tests can compare what TrainU stored with what happened and
 the webhook sender knows what to announce. Records are kept in GHL's REST shape, keyed by
-entity kind, so new kinds (TrainU goals, goal entries) slot in as another `entities` key.
+entity kind. Clients' goals and goal entries are TrainU's own data (trainers record them in
+TrainU, not GHL), so they live beside `entities`, in the app tables' shape, and are never served.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ import random
 import re
 import string
 import threading
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -30,7 +33,7 @@ ChangeKind = Literal["create", "update", "delete"]
 Entity = Literal["contact", "appointment", "conversation", "message", "opportunity"]
 ENTITIES: tuple[Entity, ...] = ("contact", "appointment", "conversation", "message", "opportunity")
 # Bookkeeping the simulator keeps on records that GHL's API never shows.
-INTERNAL_FIELDS = frozenset({"deleted", "rescheduledFrom"})
+INTERNAL_FIELDS = frozenset({"deleted", "rescheduledFrom", "trajectory"})
 OPEN_STATUSES = frozenset({"confirmed", "new"})
 STAGES = ("lead", "trial", "member", "churned")
 OTHER_TIMEZONES = ("America/Chicago", "America/Denver", "America/Los_Angeles", "Europe/London")
@@ -44,6 +47,15 @@ REMINDERS = (
 )
 REPLIES = ("Thanks, see you then!", "Can we move it to later?", "Feeling great", "Sore but good")
 STOP = "STOP"
+GOAL_TYPES = ("body_weight", "strength", "sessions_per_month")
+TRAJECTORIES = ("on_track", "stalled", "regressing")
+LIFTS = (("Back squat", 16, 56), ("Deadlift", 20, 72), ("Bench press", 12, 40))  # x 2.5 kg
+# Per goal type: (unit, days between entries, entry noise +/-, slowest regression per week).
+GOAL_SHAPES: dict[str, tuple[str, tuple[int, int], float, float]] = {
+    "body_weight": ("kg", (5, 10), 0.3, 0.6),
+    "strength": ("kg", (5, 10), 0.75, 2.0),
+    "sessions_per_month": ("sessions", (28, 32), 0.0, 0.0),
+}
 _ID_ALPHABET = string.ascii_letters + string.digits
 _ID_BYTES = bytes.maketrans(bytes(range(256)), (_ID_ALPHABET * 5)[:256].encode())
 _NOT_NAME = re.compile(r"[^a-z]")
@@ -128,6 +140,9 @@ class Studio:
         self.entities: dict[str, dict[str, Record]] = {kind: {} for kind in ENTITIES}
         self.changes: list[Change] = []
         self.profiles: dict[str, Profile] = {}
+        # TrainU-side data (app.goals / app.goal_entries shape), never served by the API.
+        self.goals: dict[str, Record] = {}
+        self.goal_entries: dict[str, Record] = {}
         self.lock = threading.RLock()
         self.revision = 0  # bumped on every write; the API's sorted listings key on it
         self.faker = faker
@@ -183,6 +198,8 @@ class Studio:
                 "user": copy.deepcopy(self.users),
                 "calendar": copy.deepcopy(self.calendars),
                 **{kind: copy.deepcopy(records) for kind, records in self.entities.items()},
+                "goal": copy.deepcopy(self.goals),
+                "goal_entry": copy.deepcopy(self.goal_entries),
             }
 
     def summary(self) -> dict[str, Any]:
@@ -190,7 +207,11 @@ class Studio:
             return {
                 "locationId": self.location_id,
                 "now": iso_utc(self.now),
-                "counts": {kind: len(records) for kind, records in self.entities.items()},
+                "counts": {
+                    **{kind: len(records) for kind, records in self.entities.items()},
+                    "goal": len(self.goals),
+                    "goal_entry": len(self.goal_entries),
+                },
                 "deleted": {
                     kind: sum(1 for r in records.values() if r.get("deleted"))
                     for kind, records in self.entities.items()
@@ -669,6 +690,7 @@ def generate_studio(
     studio = _skeleton(location_id, trainers, faker, rng, now)
     studio._logging = False  # the generated past is the baseline; the log records what follows
     window_start = now - timedelta(days=days)
+    trained: list[tuple[str, datetime | None, datetime]] = []  # (contact id, churned, since)
     collecting = gc.isenabled()
     gc.disable()  # hundreds of thousands of young dicts would trigger collection after collection
     try:
@@ -680,7 +702,12 @@ def generate_studio(
                 if category == "lead" or rng.random() < 0.3
                 else window_start - timedelta(days=rng.uniform(1, 365))
             )
-            _generate_client(studio, rng, category, joined, window_start)
+            client = _generate_client(studio, rng, category, joined, window_start)
+            if client is not None:
+                trained.append((*client, max(joined, window_start)))
+        # Goals after every client, so adding them left the GHL side of a seed's world as it was.
+        for contact_id, churned, since in trained:
+            _generate_goals(studio, rng, contact_id, since, churned)
     finally:
         if collecting:
             gc.enable()
@@ -739,10 +766,12 @@ def _generate_client(
     category: str,
     joined: datetime,
     window_start: datetime,
-) -> None:
+) -> tuple[str, datetime | None] | None:
+    """One contact and its history; for a client, returns (contact id, when it churned or
+    None while it still trains)."""
     now = studio.now
     contact = studio.add_contact(joined, category)
-    touched = joined
+    touched, trained = joined, None
     if category != "lead":
         profile = Profile(
             noshow=rng.uniform(0.02, 0.1),
@@ -759,12 +788,14 @@ def _generate_client(
         if category == "churned":
             last = first + (now - first) * rng.uniform(0.2, 0.9)
         touched = max(touched, _generate_sessions(studio, rng, contact, profile, first, last))
+        trained = (contact["id"], last if category == "churned" else None)
     touched = max(touched, _generate_messages(studio, rng, contact, joined))
     if rng.random() < 0.04 and not contact["dnd"]:
         contact.update(dnd=True, dndSettings=dnd_settings(True, "Set by staff"))
     contact["dateUpdated"] = iso_utc(min(now, touched + timedelta(minutes=rng.uniform(0, 600))))
     if category != "lead" or rng.random() < 0.7:
         _generate_opportunity(studio, rng, contact, category, joined)
+    return trained
 
 
 def _generate_sessions(
@@ -891,3 +922,139 @@ def _generate_opportunity(
         updatedAt=iso_utc(changed),
     )
     studio._store("opportunity", opportunity)
+
+
+# --- TrainU goals ------------------------------------------------------------------------
+
+
+def _generate_goals(
+    studio: Studio,
+    rng: random.Random,
+    contact_id: str,
+    since: datetime,
+    churned: datetime | None,
+) -> None:
+    """One or two goals for four clients in five, logged by the trainer until the client
+    stopped training (a churned client's unmet goals end abandoned). At-risk clients'
+    goals more often stall or slide back, as their attendance does."""
+    roll = rng.random()
+    if roll < 0.2:
+        return
+    tz, until = studio.tz, min(churned or studio.now, studio.now)
+    first_day, last_day = since.astimezone(tz).date(), until.astimezone(tz).date()
+    latest_start = last_day - timedelta(days=1)
+    weights = (30, 35, 35) if studio.profiles[contact_id].at_risk else (60, 23, 17)
+    for goal_type in rng.sample(GOAL_TYPES, 1 if roll < 0.65 else 2):
+        # Most goals get six weeks of entries or more; none starts on the last day.
+        slack = max(0, (latest_start - first_day).days - 41)
+        start = min(first_day + timedelta(days=rng.randint(0, slack)), latest_start)
+        target_date = start + timedelta(weeks=rng.randint(8, 26))
+        trajectory = rng.choices(TRAJECTORIES, weights)[0]
+        title, baseline, target = _goal_target(rng, goal_type)
+        goal_id = _uuid(rng)
+        unit, gaps, _, _ = GOAL_SHAPES[goal_type]
+        offsets, moments, day = [], [], 0
+        while True:  # mornings, local time, from the start date until training stopped
+            on = start + timedelta(days=day)
+            hour, minute = rng.randint(6, 10), rng.randint(0, 59)
+            at = datetime(on.year, on.month, on.day, hour, minute, tzinfo=tz).astimezone(UTC)
+            if at > until:
+                break
+            offsets.append(day)
+            moments.append(at)
+            day += rng.randint(*gaps)
+        span = (target_date - start).days
+        values = _entry_values(rng, goal_type, trajectory, baseline, target, offsets, span)
+        for at, value in zip(moments, values, strict=True):
+            entry_id = _uuid(rng)
+            studio.goal_entries[entry_id] = {
+                "id": entry_id,
+                "goal_id": goal_id,
+                "contact_id": contact_id,
+                "value": value,
+                "recorded_at": iso_utc(at),
+            }
+        baseline_value, target_value = _decimal(baseline), _decimal(target)
+        increase = target > baseline
+        reached = values[-1] >= target_value if increase else values[-1] <= target_value
+        studio.goals[goal_id] = {
+            "id": goal_id,
+            "contact_id": contact_id,
+            "goal_type": goal_type,
+            "title": title,
+            "unit": unit,
+            "direction": "increase" if increase else "decrease",
+            "baseline_value": baseline_value,
+            "target_value": target_value,
+            "start_date": start.isoformat(),
+            "target_date": target_date.isoformat(),
+            "status": "achieved" if reached else "abandoned" if churned else "active",
+            "trajectory": trajectory,
+        }
+
+
+def _goal_target(rng: random.Random, goal_type: str) -> tuple[str, float, float]:
+    """(title, baseline, target) of a plausible goal of this type."""
+    if goal_type == "body_weight":
+        baseline, loss = round(rng.uniform(58, 118), 1), rng.randint(3, 12)
+        return f"Lose {loss} kg", baseline, round(baseline - loss, 1)
+    if goal_type == "strength":
+        lift, low, high = rng.choice(LIFTS)
+        baseline = 2.5 * rng.randint(low, high)
+        target = baseline + 2.5 * rng.randint(2, 12)
+        return f"{lift} {target:g} kg", baseline, target
+    baseline = rng.randint(3, 8)
+    target = baseline + rng.randint(2, 6)
+    return f"{target} sessions a month", baseline, target
+
+
+def _entry_values(
+    rng: random.Random,
+    goal_type: str,
+    trajectory: str,
+    baseline: float,
+    target: float,
+    offsets: list[int],
+    span: int,
+) -> list[Decimal]:
+    """The first entry is the baseline; then progress along the plan at the client's pace
+    with measurement noise. Over its last three to five weeks a stalled goal holds still
+    and a regressing one slides back, faster than noise can hide."""
+    if len(offsets) == 1:
+        return [_decimal(baseline)]
+    _, _, noise, slowest = GOAL_SHAPES[goal_type]
+    delta = target - baseline
+    sign = 1 if delta > 0 else -1
+    pace = rng.uniform(1.0, 1.2) if trajectory == "on_track" else rng.uniform(0.8, 1.2)
+    last = offsets[-1]
+    turn = last + 1 if trajectory == "on_track" else max(0, last - rng.randint(21, 35))
+
+    def planned(day: int) -> float:
+        return baseline + delta * min(1.0, pace * day / span)
+
+    counts, slide = goal_type == "sessions_per_month", 0.0
+    if trajectory == "regressing" and counts:  # by a third to a half a month, at least three
+        slide = max(3.0, planned(turn) * rng.uniform(0.3, 0.6)) / (last - turn)
+    elif trajectory == "regressing":  # per day; outpaces the plan and the noise
+        slide = max(abs(delta) * pace / span * rng.uniform(1.0, 1.5), slowest / 7)
+    values = [baseline]
+    for day in offsets[1:]:
+        value, jitter = planned(min(day, turn)), noise
+        if day >= turn and slide:
+            value -= sign * slide * (day - turn)
+        elif day >= turn:  # stalled: the same reading, give or take a scale's wobble
+            jitter = min(noise, 0.1)
+        if jitter:
+            value += rng.uniform(-jitter, jitter)
+        values.append(max(0, round(value)) if counts else value)
+    return [_decimal(value) for value in values]
+
+
+def _uuid(rng: random.Random) -> str:
+    """A version-4 UUID from the seeded rng, so a seed's goals keep their ids."""
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def _decimal(value: float) -> Decimal:
+    """One decimal place, exactly what Postgres numeric hands back."""
+    return Decimal(f"{value:.1f}")
