@@ -3,7 +3,7 @@
 UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 
-.PHONY: up test install manifest bench-webhooks bench-pulls
+.PHONY: up test install manifest bench-webhooks bench-pulls bench-dbt
 
 install:
 	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --quiet --user "uv==$(UV_VERSION)"
@@ -27,3 +27,6 @@ bench-webhooks: install
 
 bench-pulls: install
 	"$(UV)" run python benchmarks/pulls.py
+
+bench-dbt: install
+	"$(UV)" run python benchmarks/dbt_build.py

@@ -3,34 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+from tests.dbt_harness import dbt
 from trainu_dagster.db.server import Database
-from trainu_dagster.settings import PROJECT_ROOT
-
-DBT = str(Path(sys.executable).parent / "dbt")
-PROJECT = str(PROJECT_ROOT / "dbt_project")
-
-
-def dbt(database: Database, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        **database.libpq_env(),
-        "DBT_LOG_PATH": str(tmp_path / "logs"),
-        "DBT_TARGET_PATH": str(tmp_path / "target"),
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "DBT_USE_COLORS": "false",
-    }
-    return subprocess.run(
-        [DBT, *args, "--project-dir", PROJECT, "--profiles-dir", PROJECT],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def test_dbt_debug_connects_through_the_socket_directory(

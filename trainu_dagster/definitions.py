@@ -1,8 +1,15 @@
 """The one Dagster code location: every asset, job, sensor and resource is wired here."""
 
-from dagster import Definitions
+from dagster import (
+    AssetSelection,
+    AutomationConditionSensorDefinition,
+    DefaultSensorStatus,
+    Definitions,
+)
+from dagster_dbt import DbtCliResource
 
 from sensors import all_sensors
+from trainu_dagster.assets.dbt import dbt_project, trainu_dbt_models
 from trainu_dagster.assets.pulls import ghl_pull_assets
 from trainu_dagster.assets.raw import ghl_raw_tables
 from trainu_dagster.jobs import (
@@ -19,10 +26,22 @@ from trainu_dagster.settings import get_settings
 
 configure_logging(get_settings().log_level)  # domain code logs redacted JSON in runs too
 
+# Evaluates the dbt models' automation conditions (see assets/dbt.py), on by default.
+refresh_models_after_ingest = AutomationConditionSensorDefinition(
+    "refresh_models_after_ingest",
+    target=AssetSelection.all(),
+    default_status=DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+)
+
 defs = Definitions(
-    assets=[ghl_raw_tables, *ghl_pull_assets],
+    assets=[ghl_raw_tables, *ghl_pull_assets, trainu_dbt_models],
     jobs=[ingest_webhook_events, retry_dead_letters, pull_ghl],
     schedules=[pull_ghl_schedule, reconcile_ghl_schedule],
-    sensors=all_sensors,
-    resources={"database": PostgresResource(), "ghl": GhlResource()},
+    sensors=[*all_sensors, refresh_models_after_ingest],
+    resources={
+        "database": PostgresResource(),
+        "ghl": GhlResource(),
+        "dbt": DbtCliResource(project_dir=dbt_project),
+    },
 )

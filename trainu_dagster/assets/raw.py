@@ -16,6 +16,8 @@ from trainu_dagster.resources.postgres import PostgresResource
 
 # entity name in parsed events -> the raw table it lands in
 RAW_TABLES = {entity: table for entity, (table, _, _) in TABLES.items()}
+# written with the appointments, in the same transaction (see ingest.apply)
+START_TIMES = "ghl_appointment_start_times"
 
 
 class WebhookBatch(Config):
@@ -34,6 +36,14 @@ class WebhookBatch(Config):
             description=f"Latest GHL {entity} state, last write wins by source time.",
         )
         for entity, table in RAW_TABLES.items()
+    ]
+    + [
+        AssetSpec(
+            ["raw", START_TIMES],
+            group_name="raw",
+            kinds={"postgres"},
+            description="Every start time each GHL appointment was seen at (reschedules).",
+        )
     ],
     name="ghl_raw_tables",
 )
@@ -46,7 +56,7 @@ def ghl_raw_tables(
         f"events {config.min_id}..{config.max_id}: {summary.processed} processed "
         f"({summary.flagged} flagged), {summary.failed} sent to the dead-letter queue"
     )
-    for entity, table in RAW_TABLES.items():
+    for entity, table in [*RAW_TABLES.items(), ("appointment", START_TIMES)]:
         yield MaterializeResult(
             asset_key=["raw", table],
             metadata={

@@ -1,0 +1,208 @@
+"""`dbt build` on a large generated dataset: full, then incremental after 1,000 new events.
+
+Starts a temporary embedded Postgres, migrates it, and generates in SQL 1,000,000 bookings
+for 20,000 clients (10 studios, 200 trainers, two years of weekly sessions with a realistic
+outcome mix, some moved), their contacts, 200,000 messages and goals with entries. Then
+times, with the production CLI arguments (`dbt_build_args`, data tests included):
+- dbt's fixed start-up cost: a build that selects one trivial view;
+- a full build (`--full-refresh`);
+- an incremental build after 1,000 new events (800 updates of existing bookings, 200 new
+  bookings) applied through the production last-write-wins path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from string import Template
+
+from sqlalchemy.engine import make_url
+
+from trainu_dagster.assets.dbt import DBT_PROJECT_DIR, dbt_build_args
+from trainu_dagster.db import embedded, migrate
+from trainu_dagster.db.server import Database, ensure_database_exists
+from trainu_dagster.ghl.webhook_payloads import EntityChange
+from trainu_dagster.ingest.apply import apply_changes
+
+HERE = Path(__file__).resolve().parent
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+GENERATE = Template("""
+INSERT INTO app.locations (location_id, name, timezone)
+SELECT 'loc-' || l, 'Studio ' || l,
+       (ARRAY['America/New_York', 'Europe/London', 'Australia/Sydney', 'America/Denver'])[1 + l % 4]
+FROM generate_series(1, 10) l;
+
+INSERT INTO app.trainers (location_id, ghl_user_id, name)
+SELECT 'loc-' || (1 + t % 10), 'user-' || t, 'Trainer ' || t FROM generate_series(1, 200) t;
+
+INSERT INTO app.clients (location_id, ghl_contact_id, trainer_id, name)
+SELECT tr.location_id, 'contact-' || c, tr.id, 'Client ' || c
+FROM generate_series(1, $clients) c
+JOIN app.trainers tr ON tr.ghl_user_id = 'user-' || (1 + c % 200);
+
+INSERT INTO raw.ghl_contacts (location_id, contact_id, first_name, assigned_user_id,
+                              date_added, source_updated_at, payload, source)
+SELECT 'loc-' || (1 + (1 + c % 200) % 10), 'contact-' || c, 'Client', 'user-' || (1 + c % 200),
+       '$now'::timestamptz - interval '800 days', '$now'::timestamptz - interval '1 day',
+       '{}', 'pull'
+FROM generate_series(1, $clients) c;
+
+-- b-th booking: client b % clients, one week apart per client, two years back to 8 weeks ahead.
+INSERT INTO raw.ghl_appointments (location_id, appointment_id, calendar_id, contact_id,
+    assigned_user_id, status, start_time, end_time, date_added, source_updated_at, payload,
+    source)
+SELECT s.location_id, 'appt-' || s.b, 'cal-' || s.trainer, 'contact-' || s.client,
+       'user-' || s.trainer,
+       CASE WHEN s.start_at > '$now'::timestamptz THEN 'confirmed'
+            WHEN s.r < 0.80 THEN 'showed' WHEN s.r < 0.88 THEN 'noshow'
+            ELSE 'cancelled' END,
+       s.start_at, s.start_at + interval '1 hour', s.start_at - interval '5 days',
+       CASE WHEN s.start_at > '$now'::timestamptz THEN s.start_at - interval '5 days'
+            WHEN s.r < 0.88 THEN s.start_at + interval '2 hours'
+            WHEN s.r < 0.94 THEN s.start_at - interval '6 hours'
+            ELSE s.start_at - interval '3 days' END,
+       '{}', 'pull'
+FROM (
+    SELECT b, 1 + b % $clients AS client, 1 + (1 + b % $clients) % 200 AS trainer,
+           'loc-' || (1 + (1 + (1 + b % $clients) % 200) % 10) AS location_id,
+           '$now'::timestamptz + interval '8 weeks'
+               - (b / $clients) * interval '1 week'
+               - ((b % 97) || ' hours')::interval AS start_at,
+           random() AS r
+    FROM generate_series(0, $bookings - 1) b
+) s;
+
+INSERT INTO raw.ghl_appointment_start_times (location_id, appointment_id, start_time)
+SELECT location_id, appointment_id, start_time FROM raw.ghl_appointments
+UNION ALL
+SELECT location_id, appointment_id, start_time - interval '1 day'
+FROM raw.ghl_appointments WHERE random() < 0.05;
+
+INSERT INTO raw.ghl_messages (location_id, message_id, conversation_id, contact_id, direction,
+    message_type, status, date_added, source_updated_at, payload, source)
+SELECT 'loc-' || (1 + (1 + (1 + m % $clients) % 200) % 10), 'msg-' || m,
+       'conv-' || (1 + m % $clients), 'contact-' || (1 + m % $clients),
+       CASE WHEN m % 3 = 0 THEN 'inbound' ELSE 'outbound' END, 'SMS', 'delivered',
+       '$now'::timestamptz - (m % 700) * interval '1 day',
+       '$now'::timestamptz - (m % 700) * interval '1 day', '{}', 'pull'
+FROM generate_series(1, $messages) m;
+
+INSERT INTO app.goals (location_id, client_id, goal_type, title, unit, direction,
+    baseline_value, target_value, start_date, target_date)
+SELECT location_id, id, 'body_weight', 'Lose 6 kg', 'kg', 'decrease', 80, 74,
+       ('$now'::timestamptz - interval '60 days')::date,
+       ('$now'::timestamptz + interval '60 days')::date
+FROM app.clients;
+
+INSERT INTO app.goal_entries (location_id, goal_id, client_id, value, recorded_at)
+SELECT g.location_id, g.id, g.client_id, 80 - w * 0.4 + random(),
+       '$now'::timestamptz - interval '60 days' + w * interval '1 week'
+FROM app.goals g, generate_series(0, 8) w;
+ANALYZE;
+""")
+
+
+def timed_dbt(database: Database, work: Path, *args: str) -> float:
+    env = {
+        **os.environ,
+        **database.libpq_env(),
+        "DBT_TARGET_PATH": str(work / "target"),
+        "DBT_LOG_PATH": str(work / "logs"),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+    project = ["--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
+    command = [str(Path(sys.executable).with_name("dbt")), *args, *project]
+    started = time.monotonic()
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    elapsed = time.monotonic() - started
+    if result.returncode != 0:
+        raise SystemExit(f"dbt {' '.join(args)} failed:\n{result.stdout[-4000:]}")
+    print(f"  {result.stdout.strip().splitlines()[-1]}", flush=True)
+    run_results = work / "target" / "run_results.json"
+    if args[0] == "build" and run_results.exists():
+        nodes = json.loads(run_results.read_text())["results"]
+        slowest = sorted(nodes, key=lambda n: -n["execution_time"])[:6]
+        print("  slowest: " + ", ".join(
+            f"{n['unique_id'].split('.')[-1][:40]} {n['execution_time']:.1f} s" for n in slowest
+        ))  # fmt: skip
+    return elapsed
+
+
+def new_events(count: int) -> list[EntityChange]:
+    """80% outcomes for existing past bookings arriving late, 20% new bookings."""
+    changes = []
+    for i in range(count):
+        if i % 5:
+            appointment, status = f"appt-{40_000 + i * 37}", "noshow"
+            start = NOW - timedelta(days=3 + i % 20)
+        else:
+            appointment, status = f"appt-new-{i}", "confirmed"
+            start = NOW + timedelta(days=1 + i % 14)
+        columns = {
+            "contact_id": f"contact-{1 + i}",
+            "assigned_user_id": f"user-{1 + (1 + i) % 200}",
+            "status": status,
+            "start_time": start,
+            "end_time": start + timedelta(hours=1),
+        }
+        changes.append(
+            EntityChange("appointment", f"loc-{1 + (1 + (1 + i) % 200) % 10}", appointment,
+                         NOW + timedelta(minutes=1), False, columns, {"id": appointment})
+        )  # fmt: skip
+    return changes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--bookings", type=int, default=1_000_000)
+    parser.add_argument("--clients", type=int, default=20_000)
+    parser.add_argument("--messages", type=int, default=200_000)
+    parser.add_argument("--events", type=int, default=1_000)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="trainu-bench-dbt-"))
+    status = embedded.start(work / "pgdata")
+    database = Database(make_url(status.url("trainu")), "trainu_dagster", {})
+    ensure_database_exists(database, "trainu")
+    migrate.upgrade(database)
+    print(f"generating {args.bookings:,} bookings for {args.clients:,} clients...", flush=True)
+    started = time.monotonic()
+    with database.connect() as conn, conn.transaction():
+        # whole numbers from argparse and our own timestamp: safe to inline
+        conn.execute(GENERATE.substitute(**vars(args), now=NOW.isoformat()))
+    print(f"  generated in {time.monotonic() - started:.1f} s", flush=True)
+
+    results: dict[str, object] = {"started": NOW.isoformat(), **vars(args)}
+    timed_dbt(database, work, "parse")  # the manifest, as `make manifest` builds it
+    print("dbt start-up (one trivial view)...", flush=True)
+    results["startup_s"] = timed_dbt(database, work, "run", "--select", "stg_app__locations")
+    print("full build (--full-refresh, data tests included)...", flush=True)
+    results["full_build_s"] = timed_dbt(database, work, *dbt_build_args(full_refresh=True))
+    with database.connect() as conn, conn.transaction():
+        applied = apply_changes(conn, new_events(args.events), source="webhook")
+    print(f"incremental build after {args.events} events ({applied.applied} applied)...")
+    results["incremental_build_s"] = timed_dbt(database, work, *dbt_build_args())
+    embedded.stop(work / "pgdata")
+    shutil.rmtree(work, ignore_errors=True)
+
+    out_dir = HERE / "results"
+    out_dir.mkdir(exist_ok=True)
+    out = out_dir / f"dbt-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    out.write_text(json.dumps(results, indent=2))
+    print(
+        f"start-up {results['startup_s']:.1f} s; full build {results['full_build_s']:.1f} s; "
+        f"incremental {results['incremental_build_s']:.1f} s\nresults    {out}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+-- Per client, the attendance and goal signals the risk score reads, as of as_of():
+-- days since the last attended session, sessions attended in the last 28 days against
+-- the 28 before (the trend), recent no-shows and cancellations, the next booking, and
+-- whether an active goal has stalled (flat or regressing, or no entry for 21 days).
+
+with clients as (
+    select * from {{ ref('stg_app__clients') }}
+),
+
+bookings as (
+    select * from {{ ref('bookings') }}
+    where not is_deleted and outcome <> 'invalid'
+),
+
+attendance as (
+    select
+        location_id,
+        contact_id,
+        max(start_at) filter (where outcome = 'showed' and start_at <= {{ as_of() }})
+            as last_attended_at,
+        count(*) filter (
+            where outcome = 'showed'
+            and start_at > {{ as_of() }} - interval '28 days' and start_at <= {{ as_of() }}
+        ) as attended_last_28d,
+        count(*) filter (
+            where outcome = 'showed'
+            and start_at > {{ as_of() }} - interval '56 days'
+            and start_at <= {{ as_of() }} - interval '28 days'
+        ) as attended_prior_28d,
+        count(*) filter (
+            where outcome = 'no_show'
+            and start_at > {{ as_of() }} - interval '28 days' and start_at <= {{ as_of() }}
+        ) as no_shows_last_28d,
+        count(*) filter (
+            where outcome in ('cancelled', 'late_cancelled')
+            and start_at > {{ as_of() }} - interval '28 days' and start_at <= {{ as_of() }}
+        ) as cancellations_last_28d,
+        count(*) filter (
+            where outcome = 'late_cancelled'
+            and start_at > {{ as_of() }} - interval '28 days' and start_at <= {{ as_of() }}
+        ) as late_cancellations_last_28d,
+        min(start_at) filter (where outcome = 'open' and start_at > {{ as_of() }})
+            as next_booking_at
+    from bookings
+    group by location_id, contact_id
+),
+
+goals as (
+    select
+        client_id,
+        count(*) filter (where status = 'active') as active_goals,
+        count(*) filter (
+            where status = 'active'
+            and (
+                trend in ('flat', 'regressing')
+                or latest_recorded_at is null
+                or latest_recorded_at < {{ as_of() }} - interval '21 days'
+            )
+        ) as stalled_goals
+    from {{ ref('goal_progress') }}
+    group by client_id
+)
+
+select
+    clients.client_id,
+    clients.location_id,
+    clients.contact_id,
+    clients.trainer_id,
+    clients.is_opted_out,
+    attendance.last_attended_at,
+    floor(extract(epoch from {{ as_of() }} - attendance.last_attended_at) / 86400)::integer
+        as days_since_last_attended,
+    coalesce(attendance.attended_last_28d, 0) as attended_last_28d,
+    coalesce(attendance.attended_prior_28d, 0) as attended_prior_28d,
+    coalesce(attendance.attended_last_28d, 0) - coalesce(attendance.attended_prior_28d, 0)
+        as attendance_trend,
+    coalesce(attendance.no_shows_last_28d, 0) as no_shows_last_28d,
+    coalesce(attendance.cancellations_last_28d, 0) as cancellations_last_28d,
+    coalesce(attendance.late_cancellations_last_28d, 0) as late_cancellations_last_28d,
+    attendance.next_booking_at,
+    coalesce(goals.active_goals, 0) as active_goals,
+    coalesce(goals.stalled_goals, 0) > 0 as has_stalled_goal
+from clients
+left join attendance
+    on clients.location_id = attendance.location_id
+    and clients.contact_id = attendance.contact_id
+left join goals using (client_id)

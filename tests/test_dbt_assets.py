@@ -1,0 +1,110 @@
+"""The dbt project through Dagster: models are assets downstream of the raw GHL tables,
+dbt tests are asset checks, and the marts refresh themselves after ingestion."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from dagster import (
+    AssetKey,
+    AssetMaterialization,
+    DagsterInstance,
+    evaluate_automation_conditions,
+    materialize,
+)
+from dagster_dbt import DbtCliResource
+
+from tests.conftest import drop_database, new_database
+from tests.ingest_helpers import land
+from trainu_dagster.assets.dbt import dbt_build_args, dbt_project, trainu_dbt_models
+from trainu_dagster.db.server import Database
+from trainu_dagster.definitions import defs
+from trainu_dagster.ghl.simulator import Change, generate_studio, write_app_data
+from trainu_dagster.ghl.simulator.webhooks import webhook_body
+from trainu_dagster.ingest.process import process_pending
+from trainu_dagster.resources.postgres import PostgresResource
+
+NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
+
+
+def test_routine_builds_skip_unit_tests_and_refresh_only_when_asked() -> None:
+    assert dbt_build_args() == ["build", "--exclude-resource-type", "unit_test"]
+    assert dbt_build_args(full_refresh=True)[-1] == "--full-refresh"
+    assert "--full-refresh" not in dbt_build_args(full_refresh=False)
+
+
+def test_models_sit_downstream_of_the_raw_tables_and_the_pulls() -> None:
+    graph = defs.resolve_asset_graph()
+    parents = graph.get(AssetKey(["staging", "stg_ghl__appointments"])).parent_keys
+    assert parents == {AssetKey(["raw", "ghl_appointments"]), AssetKey(["ghl_api", "appointments"])}
+    bookings = graph.get(AssetKey(["marts", "bookings"]))
+    assert AssetKey(["staging", "stg_ghl__appointments"]) in bookings.parent_keys
+    assert bookings.automation_condition is not None
+    checks = {key.name for key in graph.asset_check_keys if key.asset_key == bookings.key}
+    assert any(name.startswith("accepted_values_bookings_outcome") for name in checks), checks
+
+
+@pytest.fixture(scope="module")
+def loaded(template_database: Database) -> Iterator[Database]:
+    """A small studio landed as webhooks and processed, with its app data."""
+    database = new_database(template_database, "dbt-assets")
+    studio = generate_studio("loc-dagster", trainers=2, clients=30, days=28, seed=4, now=NOW)
+    truth = studio.truth()
+    with database.connect() as conn, conn.transaction():
+        ids = [
+            land(conn, webhook_body(change, studio, webhook_id=f"w{i}", timestamp=NOW))
+            for i, change in enumerate(_creates(truth))
+        ]
+        process_pending(conn, min_id=min(ids), max_id=max(ids))
+        write_app_data(conn, studio)
+    yield database
+    drop_database(database)
+
+
+def _creates(truth: dict[str, dict[str, Any]]) -> Iterator[Change]:
+    events = {"contact": "ContactCreate", "appointment": "AppointmentCreate"}
+    for entity, event in events.items():
+        for record in truth[entity].values():
+            if not record["deleted"]:
+                at = datetime.fromisoformat(record["dateUpdated"])
+                yield Change(entity, record["id"], "create", at, event, record)
+
+
+def test_materialising_the_models_runs_dbt_build_with_checks_and_then_automation_refreshes_them(
+    loaded: Database,
+) -> None:
+    resources = {
+        "dbt": DbtCliResource(project_dir=dbt_project),
+        "database": PostgresResource(database_url=loaded.url()),
+    }
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize([trainu_dbt_models], resources=resources, instance=instance)
+        assert result.success
+        materialized = {e.asset_key for e in result.get_asset_materialization_events()}
+        assert AssetKey(["marts", "show_rate_by_trainer_weekly"]) in materialized
+        checks = result.get_asset_check_evaluations()
+        assert len(checks) > 50 and all(c.passed for c in checks)
+        with loaded.connect() as conn:
+            assert conn.execute("SELECT count(*) FROM marts.bookings").fetchone()[0] > 100
+
+        # Nothing new upstream: nothing to do. Then ingestion lands appointments...
+        first = evaluate_automation_conditions(defs=defs, instance=instance)
+        assert first.total_requested == 0
+        instance.report_runless_asset_event(AssetMaterialization(["raw", "ghl_appointments"]))
+        second = evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+        graph = defs.resolve_asset_graph()
+        requested = {
+            key.to_user_string()
+            for key in graph.get_all_asset_keys()
+            if second.get_num_requested(key)
+        }
+        # ...and everything below the appointments refreshes, nothing beside them.
+        assert {
+            "staging/stg_ghl__appointments",
+            "marts/bookings",
+            "marts/show_rate_by_location_weekly",
+        } <= requested
+        assert "marts/goal_progress" not in requested

@@ -1,0 +1,387 @@
+"""The marts against the simulator's ground truth, computed independently in Python.
+
+A generated studio is pulled through the real client into the raw tables, its TrainU-side
+data (trainers, clients, goals) written to the app tables, and the real `dbt build` run
+from the CLI with `as_of` pinned. Then: replaying every webhook twice, shuffled, gives
+marts identical to one in-order load; and an incremental run after late updates equals a
+full refresh.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import drop_database, new_database
+from tests.dbt_harness import dbt_ok
+from tests.ghl_simulator_harness import SIM_TOKEN, running_simulator
+from tests.ingest_helpers import land
+from trainu_dagster.db.server import Database
+from trainu_dagster.ghl.client import GhlClient
+from trainu_dagster.ghl.simulator import Change, Studio, generate_studio, write_app_data
+from trainu_dagster.ghl.simulator.webhooks import webhook_body
+from trainu_dagster.ingest.process import process_pending
+from trainu_dagster.ingest.pull import STREAMS, PullOptions, pull_stream
+
+NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
+AS_OF = {"as_of": NOW.isoformat()}
+LOCATION = "loc-marts"
+LATE_CANCEL = timedelta(hours=24)
+
+
+# --- one studio, pulled and built once -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def studio() -> Studio:
+    return generate_studio(LOCATION, trainers=3, clients=150, days=70, seed=21, now=NOW)
+
+
+@pytest.fixture(scope="module")
+def built(
+    template_database: Database, studio: Studio, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Database, str]]:
+    """(database, dbt build output): the studio pulled, app data written, marts built."""
+    database = new_database(template_database, "marts")
+    options = PullOptions(since=NOW - timedelta(days=75))
+    with (
+        running_simulator(studio, rate_limit=None) as url,
+        GhlClient(SIM_TOKEN, base_url=url) as client,
+        database.connect(autocommit=True) as conn,
+    ):
+        for stream in STREAMS:
+            pull_stream(conn, client, LOCATION, stream, options=options, now=NOW)
+    with database.connect() as conn, conn.transaction():
+        write_app_data(conn, studio)
+    output = dbt_ok(database, tmp_path_factory.mktemp("dbt"), "build", variables=AS_OF)
+    yield database, output
+    drop_database(database)
+
+
+def query(database: Database, sql: str) -> list[tuple[Any, ...]]:
+    with database.connect() as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_dbt_build_from_the_cli_passes_with_unit_and_data_tests(
+    built: tuple[Database, str],
+) -> None:
+    database, output = built
+    summary = output.strip().splitlines()[-1]
+    assert "ERROR=0" in summary and "WARN=0" in summary, summary
+    unit_tests = [line for line in output.splitlines() if " PASS " in line and "::" in line]
+    assert len(unit_tests) == 6, unit_tests  # every dbt unit test ran, and passed
+    assert query(database, "SELECT count(*) FROM marts.bookings")[0][0] > 1000
+
+
+# --- the truth, computed independently -------------------------------------------------------
+
+
+def truth_outcome(appointment: dict[str, Any]) -> str:
+    status = appointment["appointmentStatus"]
+    if status == "cancelled":
+        notice = datetime.fromisoformat(appointment["startTime"]) - datetime.fromisoformat(
+            appointment["dateUpdated"]
+        )
+        return "late_cancelled" if notice < LATE_CANCEL else "cancelled"
+    return {"showed": "showed", "noshow": "no_show", "invalid": "invalid"}.get(status, "open")
+
+
+def truth_bookings(studio: Studio) -> list[dict[str, Any]]:
+    tz = studio.tz
+    bookings = []
+    for a in studio.truth()["appointment"].values():
+        if a["deleted"]:
+            continue  # calendar events never list deleted ones: pulls cannot see them
+        start = datetime.fromisoformat(a["startTime"])
+        local = start.astimezone(tz).replace(tzinfo=None)
+        bookings.append(
+            {
+                "id": a["id"],
+                "trainer": a["assignedUserId"],
+                "outcome": truth_outcome(a),
+                "end": datetime.fromisoformat(a["endTime"]),
+                "local_date": local.date(),
+                "week": local.date() - timedelta(days=local.weekday()),
+                "month": local.date().replace(day=1),
+            }
+        )
+    return bookings
+
+
+def rate(showed: int, held: int) -> Decimal | None:
+    if held == 0:
+        return None
+    return (Decimal(showed) / Decimal(held)).quantize(Decimal("0.0001"), ROUND_HALF_UP)
+
+
+def truth_show_rates(studio: Studio, period: str, by_trainer: bool) -> list[tuple[Any, ...]]:
+    counts: dict[tuple[Any, ...], Counter[str]] = defaultdict(Counter)
+    for b in truth_bookings(studio):
+        if b["outcome"] == "invalid":
+            continue
+        outcome = b["outcome"]
+        if outcome == "open":
+            outcome = "unmarked" if b["end"] <= NOW else "upcoming"
+        key = (b["trainer"], b[period]) if by_trainer else (b[period],)
+        counts[key][outcome] += 1
+    rows = []
+    for key, c in counts.items():
+        held = c["showed"] + c["no_show"] + c["late_cancelled"]
+        rows.append(
+            (*key, sum(c.values()), c["showed"], c["no_show"], c["cancelled"],
+             c["late_cancelled"], c["unmarked"], c["upcoming"], rate(c["showed"], held))
+        )  # fmt: skip
+    return sorted(rows)
+
+
+@pytest.mark.parametrize(
+    ("mart", "period", "by_trainer"),
+    [
+        ("show_rate_by_location_weekly", "week", False),
+        ("show_rate_by_location_monthly", "month", False),
+        ("show_rate_by_trainer_weekly", "week", True),
+        ("show_rate_by_trainer_monthly", "month", True),
+    ],
+)
+def test_show_rate_marts_equal_the_truth(
+    built: tuple[Database, str], studio: Studio, mart: str, period: str, by_trainer: bool
+) -> None:
+    database, _ = built
+    keys = "trainer_user_id, period_start" if by_trainer else "period_start"
+    rows = query(
+        database,
+        f"""SELECT {keys}, booked, showed, no_shows, cancelled, late_cancelled, unmarked,
+                   upcoming, show_rate
+            FROM marts.{mart} ORDER BY {keys}""",  # noqa: S608 - fixed names
+    )
+    expected = truth_show_rates(studio, period, by_trainer)
+    assert rows == expected
+    assert any(r[-1] is not None and r[-1] < 1 for r in rows)  # a real mix, not all shows
+
+
+def test_bookings_classify_every_appointment_like_the_truth(
+    built: tuple[Database, str], studio: Studio
+) -> None:
+    database, _ = built
+    rows = query(
+        database,
+        "SELECT appointment_id, outcome, local_date FROM marts.bookings WHERE NOT is_deleted",
+    )
+    expected = {(b["id"], b["outcome"], b["local_date"]) for b in truth_bookings(studio)}
+    assert set(rows) == expected
+    assert {outcome for _, outcome, _ in rows} >= {"showed", "no_show", "late_cancelled"}
+
+
+def least_squares_slope(points: list[tuple[datetime, Decimal]]) -> float:
+    """Value per day over the points, fitted by ordinary least squares."""
+    xs = [at.timestamp() / 86400 for at, _ in points]
+    ys = [float(v) for _, v in points]
+    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+    covariance = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True))
+    return covariance / sum((x - mean_x) ** 2 for x in xs)
+
+
+def truth_goal_progress(studio: Studio) -> list[tuple[Any, ...]]:
+    truth = studio.truth()
+    today = NOW.astimezone(studio.tz).date()
+    entries: dict[str, list[tuple[datetime, Decimal]]] = defaultdict(list)
+    for e in truth["goal_entry"].values():
+        at = datetime.fromisoformat(e["recorded_at"])
+        if at <= NOW:
+            entries[e["goal_id"]].append((at, Decimal(e["value"])))
+    rows = []
+    for goal in truth["goal"].values():
+        baseline, target = Decimal(goal["baseline_value"]), Decimal(goal["target_value"])
+        seen = sorted(entries[goal["id"]])
+        latest = seen[-1][1] if seen else baseline
+        progress = (latest - baseline) / (target - baseline)
+        start, end = date.fromisoformat(goal["start_date"]), date.fromisoformat(goal["target_date"])
+        expected = min(max(Fraction((today - start).days, (end - start).days), 0), 1)
+        expected_decimal = Decimal(expected.numerator) / Decimal(expected.denominator)
+        recent = [(at, v) for at, v in seen if at > NOW - timedelta(days=28)]
+        if len(recent) >= 2:
+            pace = least_squares_slope(recent) * 7 / float(target - baseline)
+            trend = "improving" if pace > 0.01 else "regressing" if pace < -0.01 else "flat"
+        else:
+            trend = "insufficient_data"
+        clamped = min(max(progress, Decimal(0)), Decimal(1))
+        rows.append(
+            (
+                goal["id"],
+                latest,
+                len(seen),
+                progress.quantize(Decimal("0.0001"), ROUND_HALF_UP),
+                (100 * clamped).quantize(Decimal("0.1"), ROUND_HALF_UP),
+                expected_decimal.quantize(Decimal("0.0001"), ROUND_HALF_UP),
+                goal["status"] == "achieved" or progress >= expected_decimal - Decimal("0.10"),
+                trend,
+            )
+        )
+    return sorted(rows)
+
+
+def test_goal_progress_equals_the_truth(built: tuple[Database, str], studio: Studio) -> None:
+    database, _ = built
+    rows = query(
+        database,
+        """SELECT goal_id::text, latest_value, entries, progress, percent_complete,
+                  expected_progress, is_on_track, trend
+           FROM marts.goal_progress ORDER BY 1""",
+    )
+    expected = truth_goal_progress(studio)
+    assert [r[:7] for r in rows] == [e[:7] for e in expected]
+    # The trend's slope is float arithmetic on both sides: labels may only differ at a
+    # threshold, which a seeded studio does not hit.
+    assert [r[7] for r in rows] == [e[7] for e in expected]
+    trends = Counter(r[7] for r in rows)
+    assert trends["improving"] and trends["flat"] and trends["regressing"], trends
+    on_track = Counter(r[6] for r in rows)
+    assert on_track[True] and on_track[False]
+
+
+# --- replay invariance and incremental runs --------------------------------------------------
+
+MARTS = (
+    "marts.bookings",
+    "marts.messages",
+    "marts.goal_progress",
+    "marts.client_activity",
+    "marts.message_metrics",
+    "marts.show_rate_by_location_weekly",
+    "marts.show_rate_by_location_monthly",
+    "marts.show_rate_by_trainer_weekly",
+    "marts.show_rate_by_trainer_monthly",
+)
+
+
+def snapshot(database: Database) -> dict[str, list[tuple[Any, ...]]]:
+    """Every mart's rows, sorted. Left out: `landed_at` (when a row reached us) and the app's
+    own surrogate ids, which each database draws at random (natural keys stay in)."""
+    tables = {}
+    with database.connect() as conn:
+        for table in MARTS:
+            schema, name = table.split(".")
+            columns = [
+                row[0]
+                for row in conn.execute(
+                    """SELECT column_name FROM information_schema.columns
+                       WHERE table_schema = %s AND table_name = %s
+                         AND column_name NOT IN ('landed_at', 'client_id', 'trainer_id')
+                       ORDER BY ordinal_position""",
+                    (schema, name),
+                )
+            ]
+            select = ", ".join(columns)
+            tables[table] = conn.execute(
+                f"SELECT {select} FROM {table} ORDER BY {select}"  # noqa: S608 - catalog names
+            ).fetchall()
+    return tables
+
+
+def deliveries(studio: Studio, changes: list[Change]) -> list[dict[str, Any]]:
+    """GHL's webhooks for a studio: one per entity as generated, then each later change."""
+    return [
+        webhook_body(change, studio, webhook_id=f"wh-{i}", timestamp=change.at)
+        for i, change in enumerate(changes)
+    ]
+
+
+def as_created(studio: Studio) -> list[Change]:
+    """The generated history as the webhooks GHL would have sent for it."""
+    events = {
+        "contact": "ContactCreate",
+        "appointment": "AppointmentCreate",
+        "opportunity": "OpportunityCreate",
+    }
+    changes = []
+    for entity, records in studio.truth().items():
+        for record in records.values():
+            if entity == "message":
+                event = "InboundMessage" if record["direction"] == "inbound" else "OutboundMessage"
+            elif entity in events and not record.get("deleted"):
+                event = events[entity]
+            else:
+                continue
+            at = datetime.fromisoformat(record.get("dateUpdated") or record["updatedAt"])
+            changes.append(Change(entity, record["id"], "create", at, event, record))
+    return sorted(changes, key=lambda c: c.at)
+
+
+def load(database: Database, payloads: list[dict[str, Any]]) -> None:
+    with database.connect() as conn, conn.transaction():
+        ids = [land(conn, payload) for payload in payloads]
+        summary = process_pending(conn, min_id=min(ids), max_id=max(ids))
+    assert summary.failed == 0
+
+
+@pytest.fixture(scope="module")
+def replay_studio() -> tuple[Studio, list[Change], list[Change]]:
+    """A small studio; its generated history; the changes of the next two weeks."""
+    studio = generate_studio("loc-replay", trainers=2, clients=40, days=35, seed=5, now=NOW)
+    created = as_created(studio)
+    later = studio.advance(random.Random(5), NOW + timedelta(days=14), events=150)
+    return studio, created, list(later)
+
+
+def test_replaying_every_webhook_twice_shuffled_leaves_every_mart_identical(
+    template_database: Database, replay_studio: tuple[Studio, list[Change], list[Change]],
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    studio, created, later = replay_studio
+    payloads = deliveries(studio, created + later)
+    assert len(later) > 100 and {c.event_type for c in later} >= {"AppointmentUpdate"}
+    replayed = [
+        {**payload, "webhookId": f"{payload['webhookId']}-{copy}"}
+        for copy in ("a", "b")
+        for payload in payloads
+    ]
+    random.Random(7).shuffle(replayed)
+    marts = []
+    for label, stream in (("in-order", payloads), ("replayed", replayed)):
+        database = new_database(template_database, f"replay-{label}")
+        try:
+            load(database, stream)
+            with database.connect() as conn, conn.transaction():
+                write_app_data(conn, studio)
+            dbt_ok(database, tmp_path / label, "build", variables=AS_OF)
+            marts.append(snapshot(database))
+        finally:
+            drop_database(database)
+    in_order, replayed_marts = marts
+    assert sum(len(rows) for rows in in_order.values()) > 500
+    assert replayed_marts == in_order
+
+
+def test_an_incremental_run_after_late_updates_equals_a_full_refresh(
+    template_database: Database, tmp_path: Path
+) -> None:
+    studio = generate_studio("loc-incr", trainers=2, clients=40, days=35, seed=8, now=NOW)
+    database = new_database(template_database, "incremental")
+    try:
+        load(database, deliveries(studio, as_created(studio)))
+        with database.connect() as conn, conn.transaction():
+            write_app_data(conn, studio)
+        dbt_ok(database, tmp_path / "first", "build", variables=AS_OF)
+        before = snapshot(database)
+        # Two weeks later: sessions marked, cancellations, moves and deletes of old bookings.
+        later = studio.advance(random.Random(9), NOW + timedelta(days=14), events=120)
+        late = deliveries(studio, list(later))
+        load(database, [{**p, "webhookId": f"late-{p['webhookId']}"} for p in late])
+        dbt_ok(database, tmp_path / "incremental", "build", variables=AS_OF)
+        incremental = snapshot(database)
+        dbt_ok(database, tmp_path / "full", "build", "--full-refresh", variables=AS_OF)
+        assert incremental == snapshot(database)
+        assert incremental["marts.bookings"] != before["marts.bookings"]
+        moved = query(database, "SELECT count(*) FROM marts.bookings WHERE was_rescheduled")
+        assert moved[0][0] > 0
+    finally:
+        drop_database(database)

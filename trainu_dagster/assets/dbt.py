@@ -1,0 +1,112 @@
+"""The dbt project as Dagster assets: staging, intermediate and marts, downstream of the
+raw GHL tables; dbt tests become asset checks.
+
+Models refresh themselves after ingestion (declarative automation): when a raw table is
+materialised by webhook ingest or a pull, the models reading it and everything below them
+are requested together on the next automation tick.
+"""
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetSelection,
+    AssetSpec,
+    AutomationCondition,
+    Config,
+)
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+
+from trainu_dagster.resources.postgres import PostgresResource
+from trainu_dagster.settings import PROJECT_ROOT
+
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+dbt_project.prepare_if_dev()
+
+# raw table -> the pull asset that also writes it (webhook ingest writes them all)
+PULLED_BY = {
+    "ghl_contacts": AssetKey(["ghl_api", "contacts"]),
+    "ghl_appointments": AssetKey(["ghl_api", "appointments"]),
+    "ghl_appointment_start_times": AssetKey(["ghl_api", "appointments"]),
+    "ghl_messages": AssetKey(["ghl_api", "messages"]),
+    "ghl_opportunities": AssetKey(["ghl_api", "opportunities"]),
+}
+
+# eager(), except that only a missing dbt model blocks a refresh: app tables are written
+# by the app, not Dagster, and a studio may be served by webhooks or by pulls alone.
+REFRESH_AFTER_INGEST = AutomationCondition.eager().replace(
+    "any_deps_missing",
+    AutomationCondition.any_deps_missing().ignore(
+        AssetSelection.key_prefixes("raw", "app", "ghl_api")
+    ),
+)
+
+
+class TrainuDbtTranslator(DagsterDbtTranslator):
+    """Sources keep dbt's default keys ([source, table]), which are the raw assets' keys."""
+
+    def get_asset_spec(
+        self, manifest: Mapping[str, Any], unique_id: str, project: Any
+    ) -> AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        node = manifest["nodes"].get(unique_id)
+        if node is None or node["resource_type"] != "model":
+            return spec
+        pulls = [
+            PULLED_BY[manifest["sources"][parent]["name"]]
+            for parent in node["depends_on"]["nodes"]
+            if parent.startswith("source.") and manifest["sources"][parent]["name"] in PULLED_BY
+        ]
+        return spec.replace_attributes(
+            group_name=f"dbt_{node['fqn'][1]}",  # dbt_staging, dbt_intermediate, dbt_marts
+            automation_condition=REFRESH_AFTER_INGEST,
+            deps=[*spec.deps, *pulls],
+        )
+
+
+class DbtBuildConfig(Config):
+    full_refresh: bool = False  # rebuild incremental models whole (e.g. a new late-cancel window)
+
+
+def dbt_build_args(*, full_refresh: bool = False) -> list[str]:
+    """Routine runs skip dbt unit tests (the test suite runs them); data tests still gate
+    each model as asset checks."""
+    args = ["build", "--exclude-resource-type", "unit_test"]
+    if full_refresh:
+        args.append("--full-refresh")
+    return args
+
+
+@contextmanager
+def _environment(variables: Mapping[str, str]) -> Iterator[None]:
+    """The dbt profile reads libpq's PG* variables; dbt inherits this process's env."""
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    dagster_dbt_translator=TrainuDbtTranslator(),
+)
+def trainu_dbt_models(
+    context: AssetExecutionContext,
+    config: DbtBuildConfig,
+    dbt: DbtCliResource,
+    database: PostgresResource,
+) -> Iterator[Any]:
+    with _environment(database.database().libpq_env()):
+        args = dbt_build_args(full_refresh=config.full_refresh)
+        yield from dbt.cli(args, context=context).stream()
