@@ -15,24 +15,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from string import Template
 
-from sqlalchemy.engine import make_url
-
+from benchmarks.support import save_results, start_database, stop_database
 from trainu_dagster.assets.dbt import DBT_PROJECT_DIR, dbt_build_args
-from trainu_dagster.db import embedded, migrate
-from trainu_dagster.db.server import Database, ensure_database_exists
+from trainu_dagster.db.server import Database
 from trainu_dagster.ghl.webhook_payloads import EntityChange
 from trainu_dagster.ingest.apply import apply_changes
 
-HERE = Path(__file__).resolve().parent
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 GENERATE = Template("""
@@ -169,11 +164,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000)
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="trainu-bench-dbt-"))
-    status = embedded.start(work / "pgdata")
-    database = Database(make_url(status.url("trainu")), "trainu_dagster", {})
-    ensure_database_exists(database, "trainu")
-    migrate.upgrade(database)
+    database, work = start_database("dbt")
     print(f"generating {args.bookings:,} bookings for {args.clients:,} clients...", flush=True)
     started = time.monotonic()
     with database.connect() as conn, conn.transaction():
@@ -191,13 +182,9 @@ def main() -> None:
         applied = apply_changes(conn, new_events(args.events), source="webhook")
     print(f"incremental build after {args.events} events ({applied.applied} applied)...")
     results["incremental_build_s"] = timed_dbt(database, work, *dbt_build_args())
-    embedded.stop(work / "pgdata")
-    shutil.rmtree(work, ignore_errors=True)
+    stop_database(work)
 
-    out_dir = HERE / "results"
-    out_dir.mkdir(exist_ok=True)
-    out = out_dir / f"dbt-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
-    out.write_text(json.dumps(results, indent=2))
+    out = save_results("dbt", results)
     print(
         f"start-up {results['startup_s']:.1f} s; full build {results['full_build_s']:.1f} s; "
         f"incremental {results['incremental_build_s']:.1f} s\nresults    {out}"

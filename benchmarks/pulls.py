@@ -13,12 +13,9 @@ production client and reports:
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -27,15 +24,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-from sqlalchemy.engine import make_url
 
+from benchmarks.support import save_results, start_database, stop_database
 from tests.receiver_harness import free_port
-from trainu_dagster.db import embedded, migrate
-from trainu_dagster.db.server import Database, ensure_database_exists
 from trainu_dagster.ghl.client import GhlClient
 from trainu_dagster.ingest.pull import STREAMS, PullOptions, pull_stream
 
-HERE = Path(__file__).resolve().parent
 CEILING = 100 / 10.0  # requests per second
 LOCATION = "bench-location"
 TOKEN = "bench-token"  # noqa: S105 - the local simulator's token
@@ -102,11 +96,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="trainu-bench-pulls-"))
-    status = embedded.start(work / "pgdata")
-    database = Database(make_url(status.url("trainu")), "trainu_dagster", {})
-    ensure_database_exists(database, "trainu")
-    migrate.upgrade(database)
+    database, work = start_database("pulls")
     now = datetime.now(UTC)
     print(f"generating a studio with {args.clients} clients, {args.days} days...", flush=True)
     options = PullOptions(since=now - timedelta(days=args.days))
@@ -135,8 +125,7 @@ def main() -> None:
         stop.set()
         sampler.join()
         stats = httpx.get(url + "/_sim/stats").json()
-    embedded.stop(work / "pgdata")
-    shutil.rmtree(work, ignore_errors=True)
+    stop_database(work)
 
     sustained = sustained_rate(samples, started)
     total_records = sum(records.values())
@@ -150,10 +139,7 @@ def main() -> None:
         "records": records,
         "records_per_s": round(total_records / elapsed, 1),
     }
-    out_dir = HERE / "results"
-    out_dir.mkdir(exist_ok=True)
-    out = out_dir / f"pulls-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
-    out.write_text(json.dumps(results, indent=2))
+    out = save_results("pulls", results)
     print(
         f"requests   {stats['total']} in {elapsed:.1f} s; sustained {sustained:.2f}/s = "
         f"{sustained / CEILING:.1%} of the 100 per 10 s ceiling; 429s {stats['rateLimited']}; "

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import json
 import os
 import re
 import shutil
@@ -22,7 +21,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -35,10 +33,8 @@ import orjson
 import psutil
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy.engine import make_url
 
-from trainu_dagster.db import embedded, migrate
-from trainu_dagster.db.server import Database, ensure_database_exists
+from benchmarks.support import save_results, start_database, stop_database
 from trainu_dagster.ghl.signatures import sign_ed25519
 
 HERE = Path(__file__).resolve().parent
@@ -243,11 +239,7 @@ def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install -y wrk (make bench-webhooks does it)")
 
-    work = Path(tempfile.mkdtemp(prefix="trainu-bench-"))
-    status = embedded.start(work / "pgdata")
-    database = Database(make_url(status.url("trainu")), "trainu_dagster", {})
-    ensure_database_exists(database, "trainu")
-    migrate.upgrade(database)
+    database, work = start_database("webhooks")
     key = Ed25519PrivateKey.generate()
     public_pem = (
         key.public_key()
@@ -307,13 +299,9 @@ def main() -> None:
     }
     ratio = wrk_result["requests_per_second"] / results["hello_world"]["requests_per_second"]  # type: ignore[index]
     results["receiver_vs_hello_world"] = round(ratio, 3)
-    embedded.stop(work / "pgdata")
-    shutil.rmtree(work, ignore_errors=True)
+    stop_database(work)
 
-    out_dir = HERE / "results"
-    out_dir.mkdir(exist_ok=True)
-    out = out_dir / f"webhooks-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
-    out.write_text(json.dumps(results, indent=2))
+    out = save_results("webhooks", results)
     for name in ("hello_world", "receiver"):
         r = results[name]
         print(

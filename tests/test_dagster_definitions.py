@@ -54,6 +54,7 @@ def test_definitions_load_in_process() -> None:
         "webhook_events_sensor",
         "dlq_retry_sensor",
         "record_run_failure",
+        "refresh_models_after_ingest",
     }
     assert {j.name for j in repository.get_all_jobs()} >= {
         "ingest_webhook_events",
