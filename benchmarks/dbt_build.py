@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from string import Template
 
 from benchmarks.support import save_results, start_database, stop_database
-from trainu_dagster.assets.dbt import DBT_PROJECT_DIR, dbt_build_args
+from tests.dbt_harness import dbt
+from trainu_dagster.assets.dbt import dbt_build_args
 from trainu_dagster.db.server import Database
 from trainu_dagster.ghl.webhook_payloads import EntityChange
 from trainu_dagster.ingest.apply import apply_changes
@@ -107,17 +105,8 @@ ANALYZE;
 
 
 def timed_dbt(database: Database, work: Path, *args: str) -> float:
-    env = {
-        **os.environ,
-        **database.libpq_env(),
-        "DBT_TARGET_PATH": str(work / "target"),
-        "DBT_LOG_PATH": str(work / "logs"),
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-    }
-    project = ["--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
-    command = [str(Path(sys.executable).with_name("dbt")), *args, *project]
     started = time.monotonic()
-    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    result = dbt(database, work, *args)
     elapsed = time.monotonic() - started
     if result.returncode != 0:
         raise SystemExit(f"dbt {' '.join(args)} failed:\n{result.stdout[-4000:]}")

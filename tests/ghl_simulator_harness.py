@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 from tests.receiver_harness import serving
-from trainu_dagster.ghl.simulator import Studio, create_simulator_app
+from trainu_dagster.ghl.simulator import Change, Studio, create_simulator_app, webhook_body
 from trainu_dagster.ghl.simulator.api import (
     CALENDARS_VERSION,
     CONTACTS_VERSION,
@@ -35,3 +36,33 @@ def running_simulator(studio: Studio, **app_options: Any) -> Iterator[str]:
     """`create_simulator_app(studio, **app_options)` served on loopback; yields the base URL."""
     with serving(create_simulator_app(studio, **app_options)) as url:
         yield url
+
+
+def creation_changes(studio: Studio) -> list[Change]:
+    """The generated history (which the change log leaves out) as the create events GHL
+    would have sent for it, oldest first."""
+    events = {
+        "contact": "ContactCreate",
+        "appointment": "AppointmentCreate",
+        "opportunity": "OpportunityCreate",
+    }
+    changes = []
+    for entity, records in studio.truth().items():
+        for record in records.values():
+            if entity == "message":
+                event = "InboundMessage" if record["direction"] == "inbound" else "OutboundMessage"
+            elif entity in events and not record.get("deleted"):
+                event = events[entity]
+            else:
+                continue
+            at = datetime.fromisoformat(record.get("dateUpdated") or record["updatedAt"])
+            changes.append(Change(entity, record["id"], "create", at, event, record))
+    return sorted(changes, key=lambda c: c.at)
+
+
+def webhooks_for(studio: Studio, changes: list[Change]) -> list[dict[str, Any]]:
+    """GHL's webhook body for each change, with ids `wh-<n>` in order."""
+    return [
+        webhook_body(change, studio, webhook_id=f"wh-{i}", timestamp=change.at)
+        for i, change in enumerate(changes)
+    ]

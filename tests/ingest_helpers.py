@@ -11,6 +11,9 @@ import orjson
 import psycopg
 from psycopg.types.json import Jsonb
 
+from trainu_dagster.db.server import Database
+from trainu_dagster.ingest.process import process_pending
+
 
 def land(
     conn: psycopg.Connection,
@@ -38,3 +41,11 @@ def land(
     ).fetchone()
     assert row is not None
     return row[0]
+
+
+def land_and_process(database: Database, payloads: list[dict[str, Any]]) -> None:
+    """Land every payload, then apply them in landing order, as the ingest job would."""
+    with database.connect() as conn, conn.transaction():
+        ids = [land(conn, payload) for payload in payloads]
+        summary = process_pending(conn, min_id=min(ids), max_id=max(ids))
+    assert summary.failed == 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 from dagster import (
@@ -18,13 +17,12 @@ from dagster import (
 from dagster_dbt import DbtCliResource
 
 from tests.conftest import drop_database, new_database
-from tests.ingest_helpers import land
+from tests.ghl_simulator_harness import creation_changes, webhooks_for
+from tests.ingest_helpers import land_and_process
 from trainu_dagster.assets.dbt import dbt_build_args, dbt_project, trainu_dbt_models
 from trainu_dagster.db.server import Database
 from trainu_dagster.definitions import defs
-from trainu_dagster.ghl.simulator import Change, generate_studio, write_app_data
-from trainu_dagster.ghl.simulator.webhooks import webhook_body
-from trainu_dagster.ingest.process import process_pending
+from trainu_dagster.ghl.simulator import generate_studio, write_app_data
 from trainu_dagster.resources.postgres import PostgresResource
 
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
@@ -52,25 +50,11 @@ def loaded(template_database: Database) -> Iterator[Database]:
     """A small studio landed as webhooks and processed, with its app data."""
     database = new_database(template_database, "dbt-assets")
     studio = generate_studio("loc-dagster", trainers=2, clients=30, days=28, seed=4, now=NOW)
-    truth = studio.truth()
+    land_and_process(database, webhooks_for(studio, creation_changes(studio)))
     with database.connect() as conn, conn.transaction():
-        ids = [
-            land(conn, webhook_body(change, studio, webhook_id=f"w{i}", timestamp=NOW))
-            for i, change in enumerate(_creates(truth))
-        ]
-        process_pending(conn, min_id=min(ids), max_id=max(ids))
         write_app_data(conn, studio)
     yield database
     drop_database(database)
-
-
-def _creates(truth: dict[str, dict[str, Any]]) -> Iterator[Change]:
-    events = {"contact": "ContactCreate", "appointment": "AppointmentCreate"}
-    for entity, event in events.items():
-        for record in truth[entity].values():
-            if not record["deleted"]:
-                at = datetime.fromisoformat(record["dateUpdated"])
-                yield Change(entity, record["id"], "create", at, event, record)
 
 
 def test_materialising_the_models_runs_dbt_build_with_checks_and_then_automation_refreshes_them(

@@ -22,13 +22,16 @@ import pytest
 
 from tests.conftest import drop_database, new_database
 from tests.dbt_harness import dbt_ok
-from tests.ghl_simulator_harness import SIM_TOKEN, running_simulator
-from tests.ingest_helpers import land
+from tests.ghl_simulator_harness import (
+    SIM_TOKEN,
+    creation_changes,
+    running_simulator,
+    webhooks_for,
+)
+from tests.ingest_helpers import land_and_process
 from trainu_dagster.db.server import Database
 from trainu_dagster.ghl.client import GhlClient
 from trainu_dagster.ghl.simulator import Change, Studio, generate_studio, write_app_data
-from trainu_dagster.ghl.simulator.webhooks import webhook_body
-from trainu_dagster.ingest.process import process_pending
 from trainu_dagster.ingest.pull import STREAMS, PullOptions, pull_stream
 
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
@@ -287,47 +290,11 @@ def snapshot(database: Database) -> dict[str, list[tuple[Any, ...]]]:
     return tables
 
 
-def deliveries(studio: Studio, changes: list[Change]) -> list[dict[str, Any]]:
-    """GHL's webhooks for a studio: one per entity as generated, then each later change."""
-    return [
-        webhook_body(change, studio, webhook_id=f"wh-{i}", timestamp=change.at)
-        for i, change in enumerate(changes)
-    ]
-
-
-def as_created(studio: Studio) -> list[Change]:
-    """The generated history as the webhooks GHL would have sent for it."""
-    events = {
-        "contact": "ContactCreate",
-        "appointment": "AppointmentCreate",
-        "opportunity": "OpportunityCreate",
-    }
-    changes = []
-    for entity, records in studio.truth().items():
-        for record in records.values():
-            if entity == "message":
-                event = "InboundMessage" if record["direction"] == "inbound" else "OutboundMessage"
-            elif entity in events and not record.get("deleted"):
-                event = events[entity]
-            else:
-                continue
-            at = datetime.fromisoformat(record.get("dateUpdated") or record["updatedAt"])
-            changes.append(Change(entity, record["id"], "create", at, event, record))
-    return sorted(changes, key=lambda c: c.at)
-
-
-def load(database: Database, payloads: list[dict[str, Any]]) -> None:
-    with database.connect() as conn, conn.transaction():
-        ids = [land(conn, payload) for payload in payloads]
-        summary = process_pending(conn, min_id=min(ids), max_id=max(ids))
-    assert summary.failed == 0
-
-
 @pytest.fixture(scope="module")
 def replay_studio() -> tuple[Studio, list[Change], list[Change]]:
     """A small studio; its generated history; the changes of the next two weeks."""
     studio = generate_studio("loc-replay", trainers=2, clients=40, days=35, seed=5, now=NOW)
-    created = as_created(studio)
+    created = creation_changes(studio)
     later = studio.advance(random.Random(5), NOW + timedelta(days=14), events=150)
     return studio, created, list(later)
 
@@ -337,7 +304,7 @@ def test_replaying_every_webhook_twice_shuffled_leaves_every_mart_identical(
     tmp_path: Path,
 ) -> None:  # fmt: skip
     studio, created, later = replay_studio
-    payloads = deliveries(studio, created + later)
+    payloads = webhooks_for(studio, created + later)
     assert len(later) > 100 and {c.event_type for c in later} >= {"AppointmentUpdate"}
     replayed = [
         {**payload, "webhookId": f"{payload['webhookId']}-{copy}"}
@@ -349,7 +316,7 @@ def test_replaying_every_webhook_twice_shuffled_leaves_every_mart_identical(
     for label, stream in (("in-order", payloads), ("replayed", replayed)):
         database = new_database(template_database, f"replay-{label}")
         try:
-            load(database, stream)
+            land_and_process(database, stream)
             with database.connect() as conn, conn.transaction():
                 write_app_data(conn, studio)
             dbt_ok(database, tmp_path / label, "build", variables=AS_OF)
@@ -367,15 +334,15 @@ def test_an_incremental_run_after_late_updates_equals_a_full_refresh(
     studio = generate_studio("loc-incr", trainers=2, clients=40, days=35, seed=8, now=NOW)
     database = new_database(template_database, "incremental")
     try:
-        load(database, deliveries(studio, as_created(studio)))
+        land_and_process(database, webhooks_for(studio, creation_changes(studio)))
         with database.connect() as conn, conn.transaction():
             write_app_data(conn, studio)
         dbt_ok(database, tmp_path / "first", "build", variables=AS_OF)
         before = snapshot(database)
         # Two weeks later: sessions marked, cancellations, moves and deletes of old bookings.
         later = studio.advance(random.Random(9), NOW + timedelta(days=14), events=120)
-        late = deliveries(studio, list(later))
-        load(database, [{**p, "webhookId": f"late-{p['webhookId']}"} for p in late])
+        late = webhooks_for(studio, list(later))
+        land_and_process(database, [{**p, "webhookId": f"late-{p['webhookId']}"} for p in late])
         dbt_ok(database, tmp_path / "incremental", "build", variables=AS_OF)
         incremental = snapshot(database)
         dbt_ok(database, tmp_path / "full", "build", "--full-refresh", variables=AS_OF)

@@ -1,11 +1,6 @@
 """The one Dagster code location: every asset, job, sensor and resource is wired here."""
 
-from dagster import (
-    AssetSelection,
-    AutomationConditionSensorDefinition,
-    DefaultSensorStatus,
-    Definitions,
-)
+from dagster import Definitions
 from dagster_dbt import DbtCliResource
 
 from sensors import all_sensors
@@ -26,19 +21,11 @@ from trainu_dagster.settings import get_settings
 
 configure_logging(get_settings().log_level)  # domain code logs redacted JSON in runs too
 
-# Evaluates the dbt models' automation conditions (see assets/dbt.py), on by default.
-refresh_models_after_ingest = AutomationConditionSensorDefinition(
-    "refresh_models_after_ingest",
-    target=AssetSelection.all(),
-    default_status=DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=30,
-)
-
 defs = Definitions(
     assets=[ghl_raw_tables, *ghl_pull_assets, trainu_dbt_models],
     jobs=[ingest_webhook_events, retry_dead_letters, pull_ghl],
     schedules=[pull_ghl_schedule, reconcile_ghl_schedule],
-    sensors=[*all_sensors, refresh_models_after_ingest],
+    sensors=all_sensors,
     resources={
         "database": PostgresResource(),
         "ghl": GhlResource(),

@@ -23,10 +23,12 @@ watermark as (
     select coalesce(max(landed_at), '-infinity'::timestamptz) as landed_at from {{ this }}
 ),
 
+landed as (
+    select * from appointments where landed_at > (select landed_at from watermark)
+),
+
 changed_contacts as (
-    select a.location_id, a.contact_id
-    from appointments as a
-    where a.landed_at > (select landed_at from watermark)
+    select location_id, contact_id from landed
     union
     select a.location_id, a.contact_id
     from {{ ref('stg_ghl__appointment_start_times') }} as moved
@@ -36,8 +38,7 @@ changed_contacts as (
     -- an appointment moved to another contact leaves its old contact changed too
     select old.location_id, old.contact_id
     from {{ this }} as old
-    inner join appointments as a using (location_id, appointment_id)
-    where a.landed_at > (select landed_at from watermark)
+    inner join landed using (location_id, appointment_id)
 ),
 
 scope as (

@@ -8,7 +8,18 @@ with clients as (
 ),
 
 bookings as (
-    select * from {{ ref('bookings') }}
+    -- Which window each booking falls in, decided once.
+    select
+        location_id,
+        contact_id,
+        outcome,
+        start_at,
+        start_at <= {{ as_of() }} as is_past,
+        start_at > {{ as_of() }} - interval '28 days' and start_at <= {{ as_of() }}
+            as in_last_28d,
+        start_at > {{ as_of() }} - interval '56 days'
+            and start_at <= {{ as_of() }} - interval '28 days' as in_prior_28d
+    from {{ ref('bookings') }}
     where not is_deleted and outcome <> 'invalid'
 ),
 
@@ -16,31 +27,17 @@ attendance as (
     select
         location_id,
         contact_id,
-        max(start_at) filter (where outcome = 'showed' and start_at <= {{ as_of() }})
-            as last_attended_at,
+        max(start_at) filter (where outcome = 'showed' and is_past) as last_attended_at,
+        count(*) filter (where outcome = 'showed' and in_last_28d) as attended_last_28d,
+        count(*) filter (where outcome = 'showed' and in_prior_28d) as attended_prior_28d,
+        count(*) filter (where outcome = 'no_show' and in_last_28d) as no_shows_last_28d,
         count(*) filter (
-            where outcome = 'showed'
-            and start_at > {{ as_of() }} - interval '28 days' and start_at <= {{ as_of() }}
-        ) as attended_last_28d,
-        count(*) filter (
-            where outcome = 'showed'
-            and start_at > {{ as_of() }} - interval '56 days'
-            and start_at <= {{ as_of() }} - interval '28 days'
-        ) as attended_prior_28d,
-        count(*) filter (
-            where outcome = 'no_show'
-            and start_at > {{ as_of() }} - interval '28 days' and start_at <= {{ as_of() }}
-        ) as no_shows_last_28d,
-        count(*) filter (
-            where outcome in ('cancelled', 'late_cancelled')
-            and start_at > {{ as_of() }} - interval '28 days' and start_at <= {{ as_of() }}
+            where outcome in ('cancelled', 'late_cancelled') and in_last_28d
         ) as cancellations_last_28d,
         count(*) filter (
-            where outcome = 'late_cancelled'
-            and start_at > {{ as_of() }} - interval '28 days' and start_at <= {{ as_of() }}
+            where outcome = 'late_cancelled' and in_last_28d
         ) as late_cancellations_last_28d,
-        min(start_at) filter (where outcome = 'open' and start_at > {{ as_of() }})
-            as next_booking_at
+        min(start_at) filter (where outcome = 'open' and not is_past) as next_booking_at
     from bookings
     group by location_id, contact_id
 ),

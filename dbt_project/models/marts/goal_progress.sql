@@ -19,17 +19,12 @@ entries as (
     where recorded_at <= {{ as_of() }}
 ),
 
-latest as (
-    select distinct on (goal_id)
+logged as (
+    select
         goal_id,
-        value as latest_value,
-        recorded_at as latest_recorded_at
-    from entries
-    order by goal_id, recorded_at desc
-),
-
-counted as (
-    select goal_id, count(*) as entries
+        count(*) as entries,
+        max(recorded_at) as latest_recorded_at,
+        (array_agg(value order by recorded_at desc))[1] as latest_value
     from entries
     group by goal_id
 ),
@@ -47,11 +42,9 @@ recent as (
 measured as (
     select
         goals.*,
-        coalesce(latest.latest_value, goals.baseline_value) as latest_value,
-        latest.latest_recorded_at,
-        coalesce(counted.entries, 0) as entries,
-        (coalesce(latest.latest_value, goals.baseline_value) - goals.baseline_value)
-            / (goals.target_value - goals.baseline_value) as progress,
+        coalesce(logged.latest_value, goals.baseline_value) as latest_value,
+        logged.latest_recorded_at,
+        coalesce(logged.entries, 0) as entries,
         least(greatest(
             (({{ as_of() }} at time zone coalesce(locations.timezone, 'UTC'))::date
                 - goals.start_date)::numeric
@@ -64,9 +57,15 @@ measured as (
         end as weekly_pace
     from goals
     left join {{ ref('stg_app__locations') }} as locations using (location_id)
-    left join latest using (goal_id)
-    left join counted using (goal_id)
+    left join logged using (goal_id)
     left join recent using (goal_id)
+),
+
+progressed as (
+    select
+        *,
+        (latest_value - baseline_value) / (target_value - baseline_value) as progress
+    from measured
 )
 
 select
@@ -96,4 +95,4 @@ select
         when weekly_pace < -0.01 then 'regressing'
         else 'flat'
     end as trend
-from measured
+from progressed
