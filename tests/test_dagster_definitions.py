@@ -59,6 +59,7 @@ def test_definitions_load_in_process() -> None:
     assert {j.name for j in repository.get_all_jobs()} >= {
         "ingest_webhook_events",
         "retry_dead_letters",
+        "build_models",
     }
     raw_keys = {key.to_user_string() for key in repository.asset_graph.get_all_asset_keys()}
     assert {"raw/ghl_contacts", "raw/ghl_appointments", "raw/ghl_messages"} <= raw_keys

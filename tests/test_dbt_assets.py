@@ -11,6 +11,7 @@ from dagster import (
     AssetKey,
     AssetMaterialization,
     DagsterInstance,
+    DefaultScheduleStatus,
     evaluate_automation_conditions,
     materialize,
 )
@@ -30,8 +31,25 @@ NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
 
 def test_routine_builds_skip_unit_tests_and_refresh_only_when_asked() -> None:
     assert dbt_build_args() == ["build", "--exclude-resource-type", "unit_test"]
-    assert dbt_build_args(full_refresh=True)[-1] == "--full-refresh"
-    assert "--full-refresh" not in dbt_build_args(full_refresh=False)
+    assert "--full-refresh" in dbt_build_args(full_refresh=True)
+    assert "--full-refresh" not in dbt_build_args(test_all_rows=True)
+
+
+def test_only_routine_builds_test_just_the_recent_rows() -> None:
+    every_row = ["--vars", '{"recent_rows_hours": null}']
+    assert dbt_build_args(full_refresh=True)[-2:] == every_row
+    assert dbt_build_args(test_all_rows=True)[-2:] == every_row
+    assert "--vars" not in dbt_build_args()  # the project's default: the last day's rows
+
+
+def test_the_nightly_build_runs_every_model_and_tests_every_row() -> None:
+    schedule = defs.resolve_schedule_def("build_models_nightly")
+    assert schedule.job_name == "build_models"
+    assert schedule.default_status == DefaultScheduleStatus.RUNNING
+    job = defs.resolve_job_def("build_models")
+    assert AssetKey(["marts", "bookings"]) in job.asset_layer.selected_asset_keys
+    config = job.run_config["ops"][trainu_dbt_models.op.name]["config"]
+    assert config == {"test_all_rows": True}
 
 
 def test_models_sit_downstream_of_the_raw_tables_and_the_pulls() -> None:

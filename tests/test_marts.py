@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import drop_database, new_database
-from tests.dbt_harness import dbt_ok
+from tests.dbt_harness import dbt, dbt_ok
 from tests.ghl_simulator_harness import (
     SIM_TOKEN,
     creation_changes,
@@ -32,6 +32,8 @@ from tests.ingest_helpers import land_and_process
 from trainu_dagster.db.server import Database
 from trainu_dagster.ghl.client import GhlClient
 from trainu_dagster.ghl.simulator import Change, Studio, generate_studio, write_app_data
+from trainu_dagster.ghl.webhook_payloads import EntityChange
+from trainu_dagster.ingest.apply import apply_changes
 from trainu_dagster.ingest.pull import STREAMS, PullOptions, pull_stream
 
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
@@ -263,12 +265,16 @@ MARTS = (
     "marts.show_rate_by_location_monthly",
     "marts.show_rate_by_trainer_weekly",
     "marts.show_rate_by_trainer_monthly",
+    "intermediate.int_bookings__daily",
 )
+# When a row reached us or was last rebuilt, and the app's own surrogate ids, which each
+# database draws at random (natural keys stay in).
+NOT_COMPARED = ("landed_at", "changed_at", "counted_through", "counted_as_of", "client_id",
+                "trainer_id")  # fmt: skip
 
 
 def snapshot(database: Database) -> dict[str, list[tuple[Any, ...]]]:
-    """Every mart's rows, sorted. Left out: `landed_at` (when a row reached us) and the app's
-    own surrogate ids, which each database draws at random (natural keys stay in)."""
+    """Every mart's rows (and the daily rollup's), sorted, without NOT_COMPARED."""
     tables = {}
     with database.connect() as conn:
         for table in MARTS:
@@ -278,9 +284,9 @@ def snapshot(database: Database) -> dict[str, list[tuple[Any, ...]]]:
                 for row in conn.execute(
                     """SELECT column_name FROM information_schema.columns
                        WHERE table_schema = %s AND table_name = %s
-                         AND column_name NOT IN ('landed_at', 'client_id', 'trainer_id')
+                         AND column_name <> ALL(%s)
                        ORDER BY ordinal_position""",
-                    (schema, name),
+                    (schema, name, list(NOT_COMPARED)),
                 )
             ]
             select = ", ".join(columns)
@@ -339,16 +345,86 @@ def test_an_incremental_run_after_late_updates_equals_a_full_refresh(
             write_app_data(conn, studio)
         dbt_ok(database, tmp_path / "first", "build", variables=AS_OF)
         before = snapshot(database)
-        # Two weeks later: sessions marked, cancellations, moves and deletes of old bookings.
-        later = studio.advance(random.Random(9), NOW + timedelta(days=14), events=120)
+        # Two weeks later: sessions marked, cancellations, moves and deletes of old bookings;
+        # and sessions nobody marked have turned from upcoming to unmarked.
+        later_at = NOW + timedelta(days=14)
+        later = studio.advance(random.Random(9), later_at, events=120)
         late = webhooks_for(studio, list(later))
         land_and_process(database, [{**p, "webhookId": f"late-{p['webhookId']}"} for p in late])
-        dbt_ok(database, tmp_path / "incremental", "build", variables=AS_OF)
+        as_of_later = {"as_of": later_at.isoformat()}
+        dbt_ok(database, tmp_path / "incremental", "build", variables=as_of_later)
         incremental = snapshot(database)
-        dbt_ok(database, tmp_path / "full", "build", "--full-refresh", variables=AS_OF)
+        every_row = {**as_of_later, "recent_rows_hours": None}
+        dbt_ok(database, tmp_path / "full", "build", "--full-refresh", variables=every_row)
         assert incremental == snapshot(database)
         assert incremental["marts.bookings"] != before["marts.bookings"]
         moved = query(database, "SELECT count(*) FROM marts.bookings WHERE was_rescheduled")
         assert moved[0][0] > 0
+    finally:
+        drop_database(database)
+
+
+# --- what a routine run reads ---------------------------------------------------------------
+
+
+def booking(appointment: str, start: datetime, at: datetime, **columns: Any) -> EntityChange:
+    """An appointment change as the one apply path receives it from webhooks and pulls."""
+    values = {"contact_id": "c-1", "assigned_user_id": "u-1", "status": "confirmed",
+              "start_time": start, "end_time": start + timedelta(hours=1), **columns}  # fmt: skip
+    return EntityChange("appointment", "loc-days", appointment, at, False, values, {})
+
+
+def test_the_daily_rollup_recounts_the_day_a_booking_left(
+    template_database: Database, tmp_path: Path
+) -> None:
+    """A day whose only booking moves away must disappear from the incremental rollup,
+    not keep its old count."""
+    monday, thursday = datetime(2026, 11, 9, 9, tzinfo=UTC), datetime(2026, 11, 12, 9, tzinfo=UTC)
+    database = new_database(template_database, "rollup-days")
+    rollup = """SELECT local_date, booked, showed FROM intermediate.int_bookings__daily
+                ORDER BY local_date"""
+    try:
+        with database.connect() as conn, conn.transaction():
+            conn.execute("INSERT INTO app.locations (location_id, name, timezone)"
+                         " VALUES ('loc-days', 'Days', 'UTC')")  # fmt: skip
+            apply_changes(conn, [booking("a-1", monday, NOW, status="showed"),
+                                 booking("a-2", thursday, NOW)], source="webhook")  # fmt: skip
+        dbt_ok(database, tmp_path / "first", "build", variables=AS_OF)
+        assert query(database, rollup) == [(monday.date(), 1, 1), (thursday.date(), 1, 0)]
+
+        with database.connect() as conn, conn.transaction():  # Monday's session moves to Friday
+            friday = monday + timedelta(days=4)
+            later = NOW + timedelta(minutes=5)
+            apply_changes(conn, [booking("a-1", friday, later, status="showed")], source="webhook")
+        dbt_ok(database, tmp_path / "incremental", "build", variables=AS_OF)
+        assert query(database, rollup) == [(thursday.date(), 1, 0), (friday.date(), 1, 1)]
+        moved = "SELECT was_rescheduled FROM marts.bookings WHERE appointment_id = 'a-1'"
+        assert query(database, moved) == [(True,)]
+    finally:
+        drop_database(database)
+
+
+def test_routine_runs_test_only_recently_loaded_rows_and_the_nightly_every_row(
+    template_database: Database, tmp_path: Path
+) -> None:
+    database = new_database(template_database, "recent-rows")
+    bad_status = "INSERT INTO raw.ghl_appointments (location_id, appointment_id, status," \
+                 " source_updated_at, payload, source, landed_at)" \
+                 " VALUES ('loc-x', %s, %s, now(), '{}', 'pull', %s)"  # fmt: skip
+    source_tests = ("test", "--select", "source:raw.ghl_appointments")
+    every_row = {"recent_rows_hours": None}
+    try:
+        with database.connect() as conn, conn.transaction():
+            conn.execute(bad_status, ("old", "postponed", datetime.now(UTC) - timedelta(days=3)))
+        assert dbt(database, tmp_path / "routine", *source_tests).returncode == 0
+        nightly = dbt(database, tmp_path / "nightly", *source_tests, variables=every_row)
+        assert nightly.returncode == 1 and "accepted_values" in nightly.stdout
+
+        with database.connect() as conn, conn.transaction():
+            conn.execute(bad_status, ("new", "pending", datetime.now(UTC)))
+        routine = dbt(database, tmp_path / "routine-again", *source_tests)
+        assert routine.returncode == 1 and "Got 1 result" in routine.stdout  # 'pending' only
+        nightly = dbt(database, tmp_path / "nightly-again", *source_tests, variables=every_row)
+        assert "Got 2 results" in nightly.stdout
     finally:
         drop_database(database)

@@ -8,6 +8,8 @@ from trainu_dagster.assets.dbt import dbt_project, trainu_dbt_models
 from trainu_dagster.assets.pulls import ghl_pull_assets
 from trainu_dagster.assets.raw import ghl_raw_tables
 from trainu_dagster.jobs import (
+    build_models,
+    build_models_nightly,
     ingest_webhook_events,
     pull_ghl,
     pull_ghl_schedule,
@@ -23,8 +25,8 @@ configure_logging(get_settings().log_level)  # domain code logs redacted JSON in
 
 defs = Definitions(
     assets=[ghl_raw_tables, *ghl_pull_assets, trainu_dbt_models],
-    jobs=[ingest_webhook_events, retry_dead_letters, pull_ghl],
-    schedules=[pull_ghl_schedule, reconcile_ghl_schedule],
+    jobs=[ingest_webhook_events, retry_dead_letters, pull_ghl, build_models],
+    schedules=[pull_ghl_schedule, reconcile_ghl_schedule, build_models_nightly],
     sensors=all_sensors,
     resources={
         "database": PostgresResource(),

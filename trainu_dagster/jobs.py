@@ -10,6 +10,7 @@ from dagster import (
     op,
 )
 
+from trainu_dagster.assets.dbt import trainu_dbt_models
 from trainu_dagster.assets.pulls import ghl_pull_assets
 from trainu_dagster.assets.raw import ghl_raw_tables
 from trainu_dagster.ingest.retry import retry_due
@@ -54,5 +55,21 @@ reconcile_ghl_schedule = ScheduleDefinition(
     job=pull_ghl,
     cron_schedule="30 3 * * *",
     run_config={"ops": {asset.op.name: {"config": {"full": True}} for asset in ghl_pull_assets}},
+    default_status=DefaultScheduleStatus.RUNNING,
+)
+
+build_models = define_asset_job(
+    "build_models",
+    selection=AssetSelection.assets(trainu_dbt_models),
+    description="dbt build of every model; its data tests read every row.",
+    config={"ops": {trainu_dbt_models.op.name: {"config": {"test_all_rows": True}}}},
+)
+# Ingestion refreshes the models it touches and tests the rows it loaded; once a night,
+# everything is rebuilt incrementally and tested whole, and the as-of-now marts (client
+# activity, goal progress) move on a day even for a studio with no new data.
+build_models_nightly = ScheduleDefinition(
+    name="build_models_nightly",
+    job=build_models,
+    cron_schedule="0 4 * * *",
     default_status=DefaultScheduleStatus.RUNNING,
 )

@@ -4,71 +4,70 @@
         unique_key=['location_id', 'appointment_id'],
         incremental_strategy='delete+insert',
         on_schema_change='fail',
+        indexes=[
+            {'columns': ['location_id', 'appointment_id'], 'unique': True},
+            {'columns': ['landed_at']},
+            {'columns': ['changed_at']},
+            {'columns': ['location_id', 'local_date']},
+            {'columns': ['end_at']},
+            {'columns': ['location_id', 'contact_id', 'start_at']},
+        ],
     )
 }}
 -- One row per GHL appointment with its final outcome, in the studio's local time.
 --
--- Incremental: a run recomputes every booking of each contact with a changed booking
--- (landed since the last run, or seen at a new start time), because one changed booking
--- can change which of the contact's bookings is their first session. Deleted
--- appointments stay as rows flagged is_deleted, so a delete replaces the old row.
--- A change of late_cancel_hours or of a studio's timezone needs --full-refresh.
-
-with appointments as (
-    select * from {{ ref('stg_ghl__appointments') }}
-),
+-- Incremental: a run recomputes the appointments whose data landed since the last run
+-- (or that were seen at a new start time), and renumbers the sessions of their contacts,
+-- because one changed booking can change which of a contact's bookings is their first
+-- session; the contact's other bookings come from this table as they are. Only rows
+-- with a changed value are written, stamped changed_at. Deleted appointments stay as
+-- rows flagged is_deleted, so a delete replaces the old row. A change of
+-- late_cancel_hours or of a studio's timezone needs --full-refresh.
 
 {% if is_incremental() %}
-watermark as (
-    select coalesce(max(landed_at), '-infinity'::timestamptz) as landed_at from {{ this }}
-),
-
-landed as (
-    select * from appointments where landed_at > (select landed_at from watermark)
+{% set watermark = landed_watermark() %}
+with changed as (
+    select * from {{ ref('stg_ghl__appointments') }}
+    where landed_at > {{ watermark }}
+    union
+    select a.*
+    from {{ ref('stg_ghl__appointment_start_times') }} as moved
+    inner join {{ ref('stg_ghl__appointments') }} as a using (location_id, appointment_id)
+    where moved.first_seen_at > {{ watermark }}
 ),
 
 changed_contacts as (
-    select location_id, contact_id from landed
-    union
-    select a.location_id, a.contact_id
-    from {{ ref('stg_ghl__appointment_start_times') }} as moved
-    inner join appointments as a using (location_id, appointment_id)
-    where moved.first_seen_at > (select landed_at from watermark)
+    select location_id, contact_id from changed
     union
     -- an appointment moved to another contact leaves its old contact changed too
     select old.location_id, old.contact_id
     from {{ this }} as old
-    inner join landed using (location_id, appointment_id)
-),
-
-scope as (
-    -- equality on coalesce(), not "is not distinct from", so Postgres can hash-join
-    select a.*
-    from appointments as a
-    inner join changed_contacts as c
-        on a.location_id = c.location_id
-        and coalesce(a.contact_id, '') = coalesce(c.contact_id, '')
+    inner join changed using (location_id, appointment_id)
 ),
 {% else %}
-scope as (
-    select * from appointments
+with changed as (
+    select * from {{ ref('stg_ghl__appointments') }}
 ),
 {% endif %}
 
 moves as (
-    select moved.location_id, moved.appointment_id, count(*) as start_times_seen
+    -- appointments seen at more than one start time
+    select moved.location_id, moved.appointment_id
     from {{ ref('stg_ghl__appointment_start_times') }} as moved
-    inner join scope using (location_id, appointment_id)
+    {% if is_incremental() %}
+    inner join changed using (location_id, appointment_id)
+    {% endif %}
     group by moved.location_id, moved.appointment_id
+    having count(*) > 1
 ),
 
 located as (
     select
-        scope.*,
+        changed.*,
         coalesce(locations.timezone, 'UTC') as timezone,
-        scope.start_at at time zone coalesce(locations.timezone, 'UTC') as start_local,
-        coalesce(moves.start_times_seen, 1) > 1 as was_rescheduled
-    from scope
+        changed.start_at at time zone coalesce(locations.timezone, 'UTC') as start_local,
+        moves.appointment_id is not null as was_rescheduled
+    from changed
     left join {{ ref('stg_app__locations') }} as locations using (location_id)
     left join moves using (location_id, appointment_id)
 ),
@@ -101,42 +100,125 @@ outcomes as (
     from classified
 ),
 
-sessions as (
-    -- A client's sessions: bookings that were not called off, in start order.
+described as (
     select
         location_id,
         appointment_id,
-        row_number() over (
-            partition by location_id, contact_id order by start_at, appointment_id
-        ) as session_number
+        contact_id,
+        trainer_user_id,
+        calendar_id,
+        status,
+        outcome,
+        is_deleted,
+        start_at,
+        end_at,
+        booked_at,
+        updated_at,
+        timezone,
+        start_local,
+        start_local::date as local_date,
+        date_trunc('week', start_local)::date as local_week,
+        date_trunc('month', start_local)::date as local_month,
+        round((extract(epoch from start_at - booked_at) / 3600.0)::numeric, 2) as lead_time_hours,
+        was_rescheduled,
+        cancelled_at,
+        round(cancel_notice_hours::numeric, 2) as cancel_notice_hours,
+        landed_at
     from outcomes
-    where not is_deleted and outcome in ('showed', 'no_show', 'open')
+),
+
+{% if is_incremental() %}
+others as (
+    -- the changed contacts' other bookings, as they stand
+    select b.*
+    from {{ this }} as b
+    inner join changed_contacts using (location_id, contact_id)
+    union all
+    -- appointments without a contact number their sessions together, per studio
+    select b.*
+    from {{ this }} as b
+    where b.contact_id is null
+        and b.location_id in (
+            select location_id from changed_contacts where contact_id is null
+        )
+),
+
+contacts_bookings as (
+    select * from described
+    union all
+    select
+        location_id, appointment_id, contact_id, trainer_user_id, calendar_id, status,
+        outcome, is_deleted, start_at, end_at, booked_at, updated_at, timezone, start_local,
+        local_date, local_week, local_month, lead_time_hours, was_rescheduled, cancelled_at,
+        cancel_notice_hours, landed_at
+    from others
+    where (location_id, appointment_id) not in (
+        select location_id, appointment_id from changed
+    )
+),
+{% else %}
+contacts_bookings as (
+    select * from described
+),
+{% endif %}
+
+sessions as (
+    -- A client's sessions: bookings that were not called off, numbered in start order.
+    select
+        *,
+        not is_deleted and outcome in ('showed', 'no_show', 'open') as is_session
+    from contacts_bookings
+),
+
+rebuilt as (
+    select
+        location_id,
+        appointment_id,
+        contact_id,
+        trainer_user_id,
+        calendar_id,
+        status,
+        outcome,
+        is_deleted,
+        start_at,
+        end_at,
+        booked_at,
+        updated_at,
+        timezone,
+        start_local,
+        local_date,
+        local_week,
+        local_month,
+        lead_time_hours,
+        was_rescheduled,
+        cancelled_at,
+        cancel_notice_hours,
+        case when is_session then session_number end as session_number,
+        is_session and session_number = 1 as is_first_session,
+        landed_at
+    from (
+        select
+            *,
+            row_number() over (
+                partition by location_id, contact_id, is_session order by start_at, appointment_id
+            ) as session_number
+        from sessions
+    ) as numbered
 )
 
-select
-    o.location_id,
-    o.appointment_id,
-    o.contact_id,
-    o.trainer_user_id,
-    o.calendar_id,
-    o.status,
-    o.outcome,
-    o.is_deleted,
-    o.start_at,
-    o.end_at,
-    o.booked_at,
-    o.updated_at,
-    o.timezone,
-    o.start_local,
-    o.start_local::date as local_date,
-    date_trunc('week', o.start_local)::date as local_week,
-    date_trunc('month', o.start_local)::date as local_month,
-    round((extract(epoch from o.start_at - o.booked_at) / 3600.0)::numeric, 2) as lead_time_hours,
-    o.was_rescheduled,
-    o.cancelled_at,
-    round(o.cancel_notice_hours::numeric, 2) as cancel_notice_hours,
-    s.session_number,
-    coalesce(s.session_number = 1, false) as is_first_session,
-    o.landed_at
-from outcomes as o
-left join sessions as s using (location_id, appointment_id)
+{% if is_incremental() %}
+-- Of the recomputed bookings, only those with a changed value are written, stamped
+-- changed_at: what reads bookings incrementally (the daily rollup) then recounts just
+-- the days with a real change, not every booking of the contacts recomputed here.
+{%- set compared = adapter.get_columns_in_relation(this) | map(attribute='name')
+    | reject('in', ['location_id', 'appointment_id', 'changed_at']) | list %}
+select rebuilt.*, now() as changed_at
+from rebuilt
+left join {{ this }} as previous using (location_id, appointment_id)
+where previous.appointment_id is null
+    {%- for column in compared %}
+    or rebuilt.{{ column }} is distinct from previous.{{ column }}
+    {%- endfor %}
+{% else %}
+select *, now() as changed_at from rebuilt
+{% endif %}

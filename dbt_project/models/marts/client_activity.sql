@@ -8,7 +8,8 @@ with clients as (
 ),
 
 bookings as (
-    -- Which window each booking falls in, decided once.
+    -- Bookings of the last 56 days and ahead (the windows below), decided once; the
+    -- end_at index finds them without reading years of history.
     select
         location_id,
         contact_id,
@@ -17,17 +18,17 @@ bookings as (
         start_at <= {{ as_of() }} as is_past,
         start_at > {{ as_of() }} - interval '28 days' and start_at <= {{ as_of() }}
             as in_last_28d,
-        start_at > {{ as_of() }} - interval '56 days'
-            and start_at <= {{ as_of() }} - interval '28 days' as in_prior_28d
+        start_at <= {{ as_of() }} - interval '28 days' as in_prior_28d
     from {{ ref('bookings') }}
-    where not is_deleted and outcome <> 'invalid'
+    where end_at > {{ as_of() }} - interval '56 days'
+        and start_at > {{ as_of() }} - interval '56 days'
+        and not is_deleted and outcome <> 'invalid'
 ),
 
 attendance as (
     select
         location_id,
         contact_id,
-        max(start_at) filter (where outcome = 'showed' and is_past) as last_attended_at,
         count(*) filter (where outcome = 'showed' and in_last_28d) as attended_last_28d,
         count(*) filter (where outcome = 'showed' and in_prior_28d) as attended_prior_28d,
         count(*) filter (where outcome = 'no_show' and in_last_28d) as no_shows_last_28d,
@@ -37,9 +38,32 @@ attendance as (
         count(*) filter (
             where outcome = 'late_cancelled' and in_last_28d
         ) as late_cancellations_last_28d,
-        min(start_at) filter (where outcome = 'open' and not is_past) as next_booking_at
+        min(start_at) filter (where outcome = 'open' and not is_past) as next_booking_at,
+        max(start_at) filter (where outcome = 'showed' and is_past) as last_attended_at
     from bookings
     group by location_id, contact_id
+),
+
+last_attended as (
+    -- Each client's newest attended session, however long ago: from the windows when
+    -- it is recent, else looked up through the (location_id, contact_id, start_at) index.
+    select
+        clients.client_id,
+        coalesce(attendance.last_attended_at, earlier.start_at) as last_attended_at
+    from clients
+    left join attendance using (location_id, contact_id)
+    left join lateral (
+        select start_at
+        from {{ ref('bookings') }} as b
+        where b.location_id = clients.location_id
+            and b.contact_id = clients.contact_id
+            and b.outcome = 'showed'
+            and not b.is_deleted
+            and b.start_at <= {{ as_of() }}
+            and attendance.last_attended_at is null
+        order by b.start_at desc
+        limit 1
+    ) as earlier on true
 ),
 
 goals as (
@@ -64,8 +88,8 @@ select
     clients.contact_id,
     clients.trainer_id,
     clients.is_opted_out,
-    attendance.last_attended_at,
-    floor(extract(epoch from {{ as_of() }} - attendance.last_attended_at) / 86400)::integer
+    last_attended.last_attended_at,
+    floor(extract(epoch from {{ as_of() }} - last_attended.last_attended_at) / 86400)::integer
         as days_since_last_attended,
     coalesce(attendance.attended_last_28d, 0) as attended_last_28d,
     coalesce(attendance.attended_prior_28d, 0) as attended_prior_28d,
@@ -81,4 +105,5 @@ from clients
 left join attendance
     on clients.location_id = attendance.location_id
     and clients.contact_id = attendance.contact_id
+left join last_attended using (client_id)
 left join goals using (client_id)

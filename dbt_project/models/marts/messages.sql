@@ -4,6 +4,10 @@
         unique_key=['location_id', 'message_id'],
         incremental_strategy='delete+insert',
         on_schema_change='fail',
+        indexes=[
+            {'columns': ['location_id', 'message_id'], 'unique': True},
+            {'columns': ['landed_at']},
+        ],
     )
 }}
 -- One row per GHL conversation message, in the studio's local time. Incremental on when
@@ -12,9 +16,7 @@
 with messages as (
     select * from {{ ref('stg_ghl__messages') }}
     {% if is_incremental() %}
-    where landed_at > (
-        select coalesce(max(landed_at), '-infinity'::timestamptz) from {{ this }}
-    )
+    where landed_at > {{ landed_watermark() }}
     {% endif %}
 )
 

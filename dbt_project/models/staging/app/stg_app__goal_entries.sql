@@ -1,6 +1,7 @@
--- (goal_id, recorded_at) is unique in the app; a second entry at the same instant
--- would be a double submit, so the latest written wins.
-select distinct on (goal_id, recorded_at)
+-- One row per goal entry. (goal_id, recorded_at) is unique in app.goal_entries (a table
+-- constraint: a second entry at the same instant is refused as a double submit), so
+-- there is nothing left to deduplicate here.
+select
     id as goal_entry_id,
     location_id,
     goal_id,
@@ -8,4 +9,3 @@ select distinct on (goal_id, recorded_at)
     value,
     recorded_at
 from {{ source('app', 'goal_entries') }}
-order by goal_id, recorded_at, created_at desc
