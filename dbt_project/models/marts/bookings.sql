@@ -100,6 +100,12 @@ outcomes as (
     from classified
 ),
 
+{#- described's columns, for the rows read back from this table #}
+{%- set described_columns = ['location_id', 'appointment_id', 'contact_id', 'trainer_user_id',
+    'calendar_id', 'status', 'outcome', 'is_deleted', 'start_at', 'end_at', 'booked_at',
+    'updated_at', 'timezone', 'start_local', 'local_date', 'local_week', 'local_month',
+    'lead_time_hours', 'was_rescheduled', 'cancelled_at', 'cancel_notice_hours',
+    'landed_at'] %}
 described as (
     select
         location_id,
@@ -146,11 +152,7 @@ others as (
 contacts_bookings as (
     select * from described
     union all
-    select
-        location_id, appointment_id, contact_id, trainer_user_id, calendar_id, status,
-        outcome, is_deleted, start_at, end_at, booked_at, updated_at, timezone, start_local,
-        local_date, local_week, local_month, lead_time_hours, was_rescheduled, cancelled_at,
-        cancel_notice_hours, landed_at
+    select {{ described_columns | join(', ') }}
     from others
     where (location_id, appointment_id) not in (
         select location_id, appointment_id from changed
@@ -172,30 +174,9 @@ sessions as (
 
 rebuilt as (
     select
-        location_id,
-        appointment_id,
-        contact_id,
-        trainer_user_id,
-        calendar_id,
-        status,
-        outcome,
-        is_deleted,
-        start_at,
-        end_at,
-        booked_at,
-        updated_at,
-        timezone,
-        start_local,
-        local_date,
-        local_week,
-        local_month,
-        lead_time_hours,
-        was_rescheduled,
-        cancelled_at,
-        cancel_notice_hours,
+        {{ described_columns | join(',\n        ') }},
         case when is_session then session_number end as session_number,
-        is_session and session_number = 1 as is_first_session,
-        landed_at
+        is_session and session_number = 1 as is_first_session
     from (
         select
             *,
