@@ -14,6 +14,7 @@ import pytest
 from dagster import DagsterInstance, build_run_status_sensor_context, job, op
 
 from sensors.run_failure import LOCATION_TAG, record_run_failure
+from trainu_dagster.assets.dbt import trainu_dbt_models
 from trainu_dagster.db.server import Database, ensure_database_exists
 from trainu_dagster.definitions import defs
 from trainu_dagster.resources.postgres import PostgresResource
@@ -46,6 +47,16 @@ def test_definitions_validate_for_the_workspace(dagster_home: Path, database: Da
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "All code locations passed validation" in result.stdout + result.stderr
+
+
+def test_dbt_builds_queue_one_at_a_time(dagster_home: Path) -> None:
+    """Incremental models delete and re-insert what changed: two builds must not interleave,
+    so every run with the dbt assets belongs to one run-level pool of one."""
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        pools = instance.get_concurrency_config().pool_config
+    assert pools.default_pool_limit == 1
+    assert pools.pool_granularity.value == "run"
+    assert trainu_dbt_models.op.pool == "dbt"
 
 
 def test_definitions_load_in_process() -> None:

@@ -105,6 +105,7 @@ def _environment(variables: Mapping[str, str]) -> Iterator[None]:
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     dagster_dbt_translator=TrainuDbtTranslator(),
+    pool="dbt",  # one build at a time (dagster.yaml)
 )
 def trainu_dbt_models(
     context: AssetExecutionContext,
