@@ -20,15 +20,11 @@
 -- depends_on: {{ ref('stg_ghl__appointment_start_times') }}
 
 {% if is_incremental() %}
-{%- set last = run_query(
-    "select max(counted_through)::text, max(counted_as_of)::text from " ~ this
-) if execute else none -%}
-{%- set counted_through = last.columns[0].values()[0] if last else none -%}
-{%- set last_as_of = last.columns[1].values()[0] if last else none -%}
+{%- set last_as_of = watermark('counted_as_of') %}
 with changed as (
     select location_id, appointment_id, local_date, timezone
     from {{ ref('bookings') }}
-    where changed_at > '{{ counted_through or "-infinity" }}'::timestamptz
+    where changed_at > {{ watermark('counted_through') }}
 ),
 
 days as (
@@ -42,8 +38,8 @@ days as (
     select location_id, local_date
     from {{ ref('bookings') }}
     where outcome = 'open'
-        and end_at > least('{{ last_as_of or "-infinity" }}'::timestamptz, {{ as_of() }})
-        and end_at <= greatest('{{ last_as_of or "-infinity" }}'::timestamptz, {{ as_of() }})
+        and end_at > least({{ last_as_of }}, {{ as_of() }})
+        and end_at <= greatest({{ last_as_of }}, {{ as_of() }})
 ),
 
 counted as (

@@ -25,15 +25,15 @@
 -- late_cancel_hours or of a studio's timezone needs --full-refresh.
 
 {% if is_incremental() %}
-{% set watermark = landed_watermark() %}
+{% set landed_since = watermark('landed_at') %}
 with changed as (
     select * from {{ ref('stg_ghl__appointments') }}
-    where landed_at > {{ watermark }}
+    where landed_at > {{ landed_since }}
     union
     select a.*
     from {{ ref('stg_ghl__appointment_start_times') }} as moved
     inner join {{ ref('stg_ghl__appointments') }} as a using (location_id, appointment_id)
-    where moved.first_seen_at > {{ watermark }}
+    where moved.first_seen_at > {{ landed_since }}
 ),
 
 changed_contacts as (

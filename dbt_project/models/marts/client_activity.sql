@@ -44,11 +44,17 @@ attendance as (
     group by location_id, contact_id
 ),
 
-last_attended as (
+activity as (
     -- Each client's newest attended session, however long ago: from the windows when
     -- it is recent, else looked up through the (location_id, contact_id, start_at) index.
     select
-        clients.client_id,
+        clients.*,
+        attendance.attended_last_28d,
+        attendance.attended_prior_28d,
+        attendance.no_shows_last_28d,
+        attendance.cancellations_last_28d,
+        attendance.late_cancellations_last_28d,
+        attendance.next_booking_at,
         coalesce(attendance.last_attended_at, earlier.start_at) as last_attended_at
     from clients
     left join attendance using (location_id, contact_id)
@@ -83,27 +89,23 @@ goals as (
 )
 
 select
-    clients.client_id,
-    clients.location_id,
-    clients.contact_id,
-    clients.trainer_id,
-    clients.is_opted_out,
-    last_attended.last_attended_at,
-    floor(extract(epoch from {{ as_of() }} - last_attended.last_attended_at) / 86400)::integer
+    activity.client_id,
+    activity.location_id,
+    activity.contact_id,
+    activity.trainer_id,
+    activity.is_opted_out,
+    activity.last_attended_at,
+    floor(extract(epoch from {{ as_of() }} - activity.last_attended_at) / 86400)::integer
         as days_since_last_attended,
-    coalesce(attendance.attended_last_28d, 0) as attended_last_28d,
-    coalesce(attendance.attended_prior_28d, 0) as attended_prior_28d,
-    coalesce(attendance.attended_last_28d, 0) - coalesce(attendance.attended_prior_28d, 0)
+    coalesce(activity.attended_last_28d, 0) as attended_last_28d,
+    coalesce(activity.attended_prior_28d, 0) as attended_prior_28d,
+    coalesce(activity.attended_last_28d, 0) - coalesce(activity.attended_prior_28d, 0)
         as attendance_trend,
-    coalesce(attendance.no_shows_last_28d, 0) as no_shows_last_28d,
-    coalesce(attendance.cancellations_last_28d, 0) as cancellations_last_28d,
-    coalesce(attendance.late_cancellations_last_28d, 0) as late_cancellations_last_28d,
-    attendance.next_booking_at,
+    coalesce(activity.no_shows_last_28d, 0) as no_shows_last_28d,
+    coalesce(activity.cancellations_last_28d, 0) as cancellations_last_28d,
+    coalesce(activity.late_cancellations_last_28d, 0) as late_cancellations_last_28d,
+    activity.next_booking_at,
     coalesce(goals.active_goals, 0) as active_goals,
     coalesce(goals.stalled_goals, 0) > 0 as has_stalled_goal
-from clients
-left join attendance
-    on clients.location_id = attendance.location_id
-    and clients.contact_id = attendance.contact_id
-left join last_attended using (client_id)
+from activity
 left join goals using (client_id)

@@ -16,7 +16,7 @@
 with messages as (
     select * from {{ ref('stg_ghl__messages') }}
     {% if is_incremental() %}
-    where landed_at > {{ landed_watermark() }}
+    where landed_at > {{ watermark('landed_at') }}
     {% endif %}
 )
 
