@@ -31,11 +31,11 @@ from pathlib import Path
 import httpx
 import orjson
 import psutil
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from benchmarks.support import save_results, start_database, stop_database
 from trainu_dagster.ghl.signatures import sign_ed25519
+from trainu_dagster.ghl.simulator.webhooks import public_pem
 
 HERE = Path(__file__).resolve().parent
 UVICORN = [
@@ -241,16 +241,11 @@ def main() -> None:
 
     database, work = start_database("webhooks")
     key = Ed25519PrivateKey.generate()
-    public_pem = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
     env = {
         **os.environ,
         "TRAINU_DATABASE_URL": database.url(),
         "TRAINU_STATE_DIR": str(work),
-        "TRAINU_WEBHOOK_ED25519_PUBLIC_KEY": public_pem,
+        "TRAINU_WEBHOOK_ED25519_PUBLIC_KEY": public_pem(key),
         "TRAINU_WEBHOOK_RATE_LIMIT_PER_MINUTE": "100000000",
     }
     print(f"signing {args.deliveries} deliveries...", flush=True)

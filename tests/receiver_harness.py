@@ -29,6 +29,7 @@ from trainu_dagster.ghl.signatures import (
     sign_ed25519,
     sign_rsa,
 )
+from trainu_dagster.ghl.simulator.webhooks import public_pem
 from trainu_dagster.ingest.receiver import create_app
 from trainu_dagster.settings import Settings
 
@@ -43,13 +44,7 @@ class Signer:
     )
 
     def ed25519_public_pem(self) -> str:
-        return (
-            self.ed25519.public_key()
-            .public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-            .decode()
-        )
+        return public_pem(self.ed25519)
 
     def write_rsa_public_pem(self, path: Path) -> Path:
         path.write_bytes(

@@ -108,7 +108,7 @@ def test_a_backfill_lands_every_stream_as_the_simulator_knows_it(conn, studio, s
 
 
 def test_an_interrupted_pull_resumes_from_its_cursor(conn, studio, sim_url) -> None:
-    def crash_after_three_pages(result, page_records: int) -> None:
+    def crash_after_three_pages(result) -> None:  # noqa: ANN001
         if result.pages == 3:
             raise Interrupted
 

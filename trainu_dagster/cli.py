@@ -469,7 +469,7 @@ def pull(
             for name in stream or STREAMS:
                 task = progress.add_task(f"{location_id} {name}", total=None, records=0)
 
-                def advance(result, page_records: int, task=task) -> None:  # noqa: ANN001
+                def advance(result, task=task) -> None:  # noqa: ANN001
                     progress.update(task, advance=1, records=f"{result.records} records")
 
                 try:

@@ -32,13 +32,11 @@ from trainu_dagster.observability.logging import get_logger
 
 log = get_logger(__name__)
 
-Api = Literal["contacts", "calendars", "conversations", "opportunities", "locations", "users"]
+Api = Literal["contacts", "calendars", "conversations", "opportunities"]
 # GHL rejects a request whose Version header is not the one its API expects.
 API_VERSIONS: dict[Api, str] = {
     "contacts": "2021-07-28",
     "opportunities": "2021-07-28",
-    "locations": "2021-07-28",
-    "users": "2021-07-28",
     "calendars": "2021-04-15",
     "conversations": "2021-04-15",
 }
@@ -211,9 +209,6 @@ class GhlClient:
             {"locationId": location_id, "limit": PAGE_SIZE, **_keyset_params(cursor)},
         )
         return Page(body.get("contacts", []), _keyset_cursor(body.get("meta")))
-
-    def contact(self, location_id: str, contact_id: str) -> dict[str, Any]:
-        return self._get("contacts", f"/contacts/{contact_id}", location_id)["contact"]
 
     def calendars(self, location_id: str) -> list[dict[str, Any]]:
         body = self._get("calendars", "/calendars/", location_id, {"locationId": location_id})

@@ -74,7 +74,7 @@ class PullResult:
     resumed: bool = False
 
 
-OnPage = Callable[[PullResult, int], None]  # called after each committed page
+OnPage = Callable[[PullResult], None]  # called after each committed page
 
 
 def pull_stream(
@@ -101,7 +101,7 @@ def pull_stream(
             for records, cursor in pages:
                 _apply_page(conn, result, records, cursor)
                 if on_page is not None:
-                    on_page(result, len(records))
+                    on_page(result)
     except BaseException as exc:
         _mark(conn, location_id, stream, "failed", error=f"{type(exc).__name__}: {exc}")
         raise

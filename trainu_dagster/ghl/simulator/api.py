@@ -27,11 +27,11 @@ from starlette.routing import Route
 
 from trainu_dagster.ghl.simulator.ratelimit import RateLimit, SlidingWindowLimiter
 from trainu_dagster.ghl.simulator.studio import (
-    INTERNAL_FIELDS,
     MESSAGE_TYPES,
     Record,
     Studio,
     epoch_ms,
+    public,
 )
 
 CONTACTS_VERSION = "2021-07-28"
@@ -119,10 +119,6 @@ def json_response(body: Mapping[str, Any], status: int = 200, **headers: str) ->
         media_type="application/json",
         headers={"traceid": trace, **headers},
     )
-
-
-def public(record: Record) -> Record:
-    return {k: v for k, v in record.items() if k not in INTERNAL_FIELDS}
 
 
 # --- query parsing ---------------------------------------------------------------------

@@ -66,16 +66,16 @@ def ghl_id(rng: random.Random) -> str:
     return rng.randbytes(20).translate(_ID_BYTES).decode()
 
 
+def public(record: Record) -> Record:
+    """A record as GHL shows it: without the simulator's own bookkeeping fields."""
+    return {k: v for k, v in record.items() if k not in INTERNAL_FIELDS}
+
+
 def iso_utc(moment: datetime) -> str:
     """GHL's UTC timestamps: `2026-08-01T14:03:11.123Z`."""
     if moment.tzinfo is not UTC:
         moment = moment.astimezone(UTC)
     return moment.isoformat(timespec="milliseconds")[:-6] + "Z"
-
-
-def iso_local(moment: datetime, tz: ZoneInfo) -> str:
-    """Appointment times: local wall clock with the location's UTC offset (DST-aware)."""
-    return moment.astimezone(tz).isoformat()
 
 
 def epoch_ms(value: str | datetime) -> int:

@@ -26,19 +26,16 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from trainu_dagster.ghl.signatures import (
     ED25519_HEADER,
-    HMAC_HEADER,
     RSA_HEADER,
-    hmac_signature,
     sign_ed25519,
     sign_rsa,
 )
 from trainu_dagster.ghl.simulator.studio import (
-    INTERNAL_FIELDS,
     MESSAGE_TYPES,
     Change,
-    Record,
     Studio,
     iso_utc,
+    public,
 )
 from trainu_dagster.observability.logging import get_logger
 
@@ -74,7 +71,7 @@ def webhook_body(
     change: Change, studio: Studio, *, webhook_id: str, timestamp: datetime
 ) -> dict[str, Any]:
     """GHL's Marketplace event for one change, from the entity as it was at that moment."""
-    record: Record = {k: v for k, v in change.record.items() if k not in INTERNAL_FIELDS}
+    record = public(change.record)
     entity: dict[str, Any]
     if change.entity == "contact":
         entity = {k: v for k, v in record.items() if k not in CONTACT_WEBHOOK_OMITS}
@@ -131,7 +128,6 @@ class WebhookSender:
         key: Ed25519PrivateKey,
         *,
         rsa_key: RSAPrivateKey | None = None,
-        hmac_secret: bytes | None = None,
         duplicate_rate: float = 0.05,
         reorder_rate: float = 0.05,
         burst_every: int = 200,
@@ -143,7 +139,7 @@ class WebhookSender:
         timeout: float = 10.0,
     ) -> None:
         self.url = url
-        self._key, self._rsa_key, self._hmac_secret = key, rsa_key, hmac_secret
+        self._key, self._rsa_key = key, rsa_key
         self.duplicate_rate, self.reorder_rate = duplicate_rate, reorder_rate
         self.burst_every, self.burst_size = burst_every, burst_size
         self.rate_per_second = rate_per_second
@@ -168,8 +164,6 @@ class WebhookSender:
         }
         if self._rsa_key is not None:
             headers[RSA_HEADER] = sign_rsa(body, self._rsa_key)
-        if self._hmac_secret is not None:
-            headers[HMAC_HEADER] = "sha256=" + hmac_signature(body, self._hmac_secret)
         return headers
 
     def enqueue(self, body: bytes) -> None:
