@@ -14,21 +14,32 @@ from trainu_dagster.ghl.simulator.api import (
     CONTACTS_VERSION,
     CONVERSATIONS_VERSION,
     DEFAULT_TOKEN,
+    LOCATIONS_VERSION,
     OPPORTUNITIES_VERSION,
+    USERS_VERSION,
+    V3,
 )
 
 SIM_TOKEN = DEFAULT_TOKEN
-VERSIONS = {
+VERSIONS = {  # each API's dated v2 version
     "contacts": CONTACTS_VERSION,
     "calendars": CALENDARS_VERSION,
     "conversations": CONVERSATIONS_VERSION,
     "opportunities": OPPORTUNITIES_VERSION,
+    "locations": LOCATIONS_VERSION,
+    "users": USERS_VERSION,
 }
+API_VERSIONS = ("v2", "v3")  # the two GHL (and the simulator) accept
 
 
-def api_headers(api: str, token: str = SIM_TOKEN) -> dict[str, str]:
-    """Authorization plus the `Version` GHL requires for `api` (contacts, calendars...)."""
-    return {"Authorization": f"Bearer {token}", "Version": VERSIONS[api]}
+def version_header(api: str, version: str = "v2") -> str:
+    """The `Version` header for `api` (contacts, calendars...) in API `version`."""
+    return VERSIONS[api] if version == "v2" else V3
+
+
+def api_headers(api: str, token: str = SIM_TOKEN, version: str = "v2") -> dict[str, str]:
+    """Authorization plus the `Version` GHL requires for `api` in API `version`."""
+    return {"Authorization": f"Bearer {token}", "Version": version_header(api, version)}
 
 
 @contextmanager

@@ -1,5 +1,8 @@
 """A typed client for the GHL REST API v2 subset TrainU uses (httpx, sync).
 
+It sends the dated v2 `Version` each API names (GHL also accepts `v3` on these endpoints;
+the simulator and its contract tests cover both).
+
 GHL allows 100 requests per 10 s and 200,000 per day per location. The client keeps under
 both itself (`RequestBudget`), so a well-behaved pull never sees a 429; when one comes
 anyway (another app sharing the location's quota) it waits as long as GHL says and tries
@@ -32,16 +35,19 @@ from trainu_dagster.observability.logging import get_logger
 
 log = get_logger(__name__)
 
-Api = Literal["contacts", "calendars", "conversations", "opportunities"]
+Api = Literal["contacts", "calendars", "conversations", "opportunities", "locations", "users"]
 # GHL rejects a request whose Version header is not the one its API expects.
 API_VERSIONS: dict[Api, str] = {
     "contacts": "2021-07-28",
     "opportunities": "2021-07-28",
+    "locations": "2021-07-28",
+    "users": "2021-07-28",
     "calendars": "2021-04-15",
     "conversations": "2021-04-15",
 }
 DEFAULT_BASE_URL = "https://services.leadconnectorhq.com"
-PAGE_SIZE = 100  # GHL's maximum for contacts and opportunities
+PAGE_SIZE = 100  # GHL's maximum for opportunities, users and conversations
+SEARCH_PAGE_SIZE = 500  # GHL's maximum for contact search
 
 
 class GhlError(Exception):
@@ -200,15 +206,91 @@ class GhlClient:
 
     # --- endpoints ---------------------------------------------------------------------
 
-    def contacts(self, location_id: str, cursor: Mapping[str, Any] | None = None) -> Page:
-        """One page of contacts in (dateAdded, id) order, after `cursor` if given."""
-        body = self._get(
-            "contacts",
-            "/contacts/",
-            location_id,
-            {"locationId": location_id, "limit": PAGE_SIZE, **_keyset_params(cursor)},
-        )
-        return Page(body.get("contacts", []), _keyset_cursor(body.get("meta")))
+    def search_contacts(
+        self,
+        location_id: str,
+        *,
+        updated_since: datetime | None = None,
+        search_after: list[Any] | None = None,
+    ) -> Page:
+        """One page of contacts, least recently updated first (then id), from
+        `updated_since` on when given: GHL's supported listing (GET /contacts/ is
+        deprecated) and the incremental pull. The cursor is the last contact's
+        `searchAfter` key, so there is no 10,000-result cap, and a contact updated during a
+        walk moves behind the cursor and comes again rather than going missing."""
+        body: dict[str, Any] = {
+            "locationId": location_id,
+            "pageLimit": SEARCH_PAGE_SIZE,
+            "sort": [{"field": "dateUpdated", "direction": "asc"}],
+        }
+        if updated_since is not None:
+            since = {"gte": _utc_iso(updated_since)}
+            body["filters"] = [{"field": "dateUpdated", "operator": "range", "value": since}]
+        if search_after is not None:
+            body["searchAfter"] = search_after
+        found = self._request("POST", "contacts", "/contacts/search", location_id, json=body)
+        contacts = found.get("contacts", [])
+        full = len(contacts) == SEARCH_PAGE_SIZE  # a short page is the last
+        return Page(contacts, {"searchAfter": contacts[-1]["searchAfter"]} if full else None)
+
+    def location(self, location_id: str) -> dict[str, Any]:
+        """The sub-account: name, timezone, address, and the company its users belong to."""
+        return self._get("locations", f"/locations/{location_id}", location_id)["location"]
+
+    def users(self, location_id: str) -> list[dict[str, Any]]:
+        """The location's users (the studio's trainers). /users/search is per company, so
+        this first asks the location for its companyId."""
+        company_id = self.location(location_id)["companyId"]
+        users: list[dict[str, Any]] = []
+        while True:
+            params = {
+                "companyId": company_id,
+                "locationId": location_id,
+                "skip": len(users),
+                "limit": PAGE_SIZE,
+            }
+            body = self._get("users", "/users/search", location_id, params)
+            page = body.get("users", [])
+            users.extend(page)
+            if not page or len(users) >= body.get("count", 0):
+                return users
+
+    def pipelines(self, location_id: str) -> list[dict[str, Any]]:
+        path, params = "/opportunities/pipelines", {"locationId": location_id}
+        return self._get("opportunities", path, location_id, params).get("pipelines", [])
+
+    def conversations(
+        self, location_id: str, *, contact_id: str | None = None, limit: int = PAGE_SIZE
+    ) -> list[dict[str, Any]]:
+        """Up to `limit` conversations, latest message first; `contact_id` narrows to that
+        contact's (GHL keeps one per contact)."""
+        params: dict[str, Any] = {"locationId": location_id, "limit": limit}
+        if contact_id:
+            params["contactId"] = contact_id
+        body = self._get("conversations", "/conversations/search", location_id, params)
+        return body.get("conversations", [])
+
+    def conversation_messages(
+        self,
+        location_id: str,
+        conversation_id: str,
+        *,
+        last_message_id: str | None = None,
+        limit: int = PAGE_SIZE,
+    ) -> Page:
+        """One page of a conversation's messages, newest first; the cursor
+        `{"lastMessageId": ...}` resumes with older ones."""
+        params: dict[str, Any] = {"limit": limit}
+        if last_message_id:
+            params["lastMessageId"] = last_message_id
+        path = f"/conversations/{conversation_id}/messages"
+        body = self._get("conversations", path, location_id, params)
+        # The spec puts the page at the top level; live GHL has been seen to nest it under
+        # `messages` (`{messages: {messages, lastMessageId, nextPage}}`): read either.
+        if isinstance(body.get("messages"), dict):
+            body = body["messages"]
+        last_id = body.get("lastMessageId") if body.get("nextPage") else None
+        return Page(body.get("messages", []), {"lastMessageId": last_id} if last_id else None)
 
     def calendars(self, location_id: str) -> list[dict[str, Any]]:
         body = self._get("calendars", "/calendars/", location_id, {"locationId": location_id})
@@ -354,6 +436,11 @@ class GhlClient:
 
 def epoch_ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
+
+
+def _utc_iso(moment: datetime) -> str:
+    """GHL's timestamp format: `2026-08-01T14:03:11.123Z`."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _keyset_params(cursor: Mapping[str, Any] | None) -> dict[str, Any]:

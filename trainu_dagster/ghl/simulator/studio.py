@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import gc
+import hashlib
 import random
 import re
 import string
@@ -39,6 +40,7 @@ STAGES = ("lead", "trial", "member", "churned")
 OTHER_TIMEZONES = ("America/Chicago", "America/Denver", "America/Los_Angeles", "Europe/London")
 SOURCES = ("website trial form", "instagram", "referral", "walk-in", "facebook ad")
 SESSION_HOURS = (6, 7, 8, 9, 12, 16, 17, 18, 19)
+STREETS = ("Broadway", "West 23rd Street", "Lexington Avenue", "Hudson Street", "Bleecker Street")
 MESSAGE_TYPES = {"SMS": ("TYPE_SMS", 2), "Email": ("TYPE_EMAIL", 3)}
 REMINDERS = (
     "Hi {first}, see you tomorrow! Reply if you need to move it.",
@@ -218,6 +220,13 @@ class Studio:
                 },
                 "appointmentStatus": dict(
                     Counter(a["appointmentStatus"] for a in self.appointments.values())
+                ),
+                "liveAppointmentStatus": dict(
+                    Counter(
+                        a["appointmentStatus"]
+                        for a in self.appointments.values()
+                        if not a.get("deleted")
+                    )
                 ),
                 "changes": dict(Counter(c.event_type for c in self.changes)),
             }
@@ -718,12 +727,7 @@ def generate_studio(
 def _skeleton(
     location_id: str, trainers: int, faker: Faker, rng: random.Random, now: datetime
 ) -> Studio:
-    location = {
-        "id": location_id,
-        "name": f"{faker.last_name()} Strength Studio",
-        "timezone": "America/New_York",
-        "country": "US",
-    }
+    location = location_record(location_id, f"{faker.last_name()} Strength Studio")
     users = []
     for _ in range(trainers):
         first, last = faker.first_name(), faker.last_name()
@@ -758,6 +762,26 @@ def _skeleton(
         ],
     }
     return Studio(location, users, calendars, pipeline, now, rng, faker)
+
+
+def location_record(location_id: str, name: str) -> Record:
+    """The studio's sub-account as GHL shows it. The company and the address derive from the
+    location id by hash, never from the rng or faker, so they left every seed's world as it was."""
+    digest = hashlib.sha256(location_id.encode()).digest()
+    handle = _NOT_NAME.sub("", name.lower())
+    return {
+        "id": location_id,
+        "companyId": digest[:20].translate(_ID_BYTES).decode(),
+        "name": name,
+        "email": f"hello@{handle}.example.com",
+        "phone": f"+1212555{int.from_bytes(digest[20:22]) % 10_000:04d}",
+        "address": f"{10 + digest[22] * 3} {STREETS[digest[23] % len(STREETS)]}",
+        "city": "New York",
+        "state": "NY",
+        "postalCode": f"100{digest[24] % 40:02d}",
+        "country": "US",
+        "timezone": "America/New_York",
+    }
 
 
 def _generate_client(
