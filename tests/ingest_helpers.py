@@ -46,6 +46,7 @@ def land(
 def land_and_process(database: Database, payloads: list[dict[str, Any]]) -> None:
     """Land every payload, then apply them in landing order, as the ingest job would."""
     with database.connect() as conn, conn.transaction():
-        ids = [land(conn, payload) for payload in payloads]
-        summary = process_pending(conn, min_id=min(ids), max_id=max(ids))
-    assert summary.failed == 0
+        for payload in payloads:
+            land(conn, payload)
+        while (summary := process_pending(conn)).claimed:
+            assert summary.failed == 0

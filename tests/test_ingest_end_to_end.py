@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -54,7 +55,8 @@ def land_all(receiver_url: str, signer: Signer, bodies: list[tuple[bytes, str]])
 
 def process_everything(database: Database) -> None:
     with database.connect() as conn:
-        process_pending(conn, min_id=0, max_id=2**62)
+        while process_pending(conn).claimed:
+            pass
 
 
 @pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.json")))
@@ -63,6 +65,11 @@ def test_every_example_lands_over_http_in_the_right_table(
 ) -> None:
     payload = json.loads((EXAMPLES / example).read_text())
     route = "workflow" if example.startswith("workflow") else "marketplace"
+    studio = f"loc-{uuid.uuid4().hex[:8]}"  # each example lands in a studio of its own
+    if route == "workflow":
+        payload["location"]["id"] = studio
+    else:
+        payload["locationId"] = studio
     assert land_all(receiver_url, signer, [(fresh(payload), route)]) == ["accepted"]
     process_everything(database)
     with database.connect() as conn:

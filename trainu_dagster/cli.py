@@ -39,6 +39,10 @@ locations_app = typer.Typer(
 dlq_app = typer.Typer(
     help="The sync dead-letter queue: inspect, retry, repair.", no_args_is_help=True
 )
+webhooks_app = typer.Typer(
+    help="Landed webhook deliveries: counts by status and type, reprocessing.",
+    no_args_is_help=True,
+)
 
 
 @app.callback()
@@ -48,6 +52,8 @@ def _logging() -> None:
 
 app.add_typer(db_app, name="db")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(webhooks_app, name="webhooks")
+
 app.add_typer(users_app, name="users")
 app.add_typer(locations_app, name="locations")
 
@@ -178,7 +184,12 @@ def locations_add(
             """,
             (location_id, name, timezone),
         )
+    months = get_settings().backfill_months
     typer.echo(f"location {location_id} ({name}, {timezone}) saved")
+    typer.echo(
+        f"the running stack pulls its last {months} months of history now "
+        "(TRAINU_BACKFILL_MONTHS); follow it with `trainu locations status`"
+    )
 
 
 @users_app.command("add")
@@ -477,6 +488,63 @@ def pull(
                 except GhlError as exc:
                     raise _fail(f"{location_id} {name}: {exc}; rerun to resume") from exc
                 progress.update(task, total=progress.tasks[task].completed)
+
+
+@locations_app.command("status")
+def locations_status() -> None:
+    """Each studio's history backfill, and each stream's last pull (and how far it got)."""
+    from trainu_dagster.ingest import backfill
+
+    with _running_database(get_settings()).connect() as conn:
+        backfills, streams = backfill.statuses(conn)
+    if not backfills and not streams:
+        typer.echo("no studios pulled yet")
+    for b in backfills:
+        when = b.finished_at or b.started_at or b.requested_at
+        typer.echo(
+            f"{b.location_id}\tbackfill {b.status} since {b.since:%Y-%m-%d}\t"
+            f"streams done {len(b.streams_done)}/4\tattempts {b.attempts}\t"
+            f"at {when:%Y-%m-%d %H:%M:%S}" + (f"\t{b.last_error}" if b.last_error else "")
+        )
+    for st in streams:
+        share = f"{st.progress:.0%}" if st.progress is not None else "-"
+        finished = f"{st.last_finished_at:%Y-%m-%d %H:%M:%S}" if st.last_finished_at else "-"
+        typer.echo(
+            f"{st.location_id}\t{st.stream}\t{st.last_status or 'never'}\t{share}\t"
+            f"{st.records_pulled} records\tfinished {finished}"
+            + (f"\t{st.last_error}" if st.last_error else "")
+        )
+
+
+@webhooks_app.command("status")
+def webhooks_status() -> None:
+    """Deliveries by status and event type (`unknown`: a type TrainU cannot parse yet)."""
+    from trainu_dagster.ingest.process import delivery_counts
+
+    with _running_database(get_settings()).connect() as conn:
+        counts = delivery_counts(conn)
+    if not counts:
+        typer.echo("no deliveries")
+    for status, event_type, count in counts:
+        typer.echo(f"{status}\t{event_type or '-'}\t{count}")
+
+
+@webhooks_app.command("reprocess")
+def webhooks_reprocess(
+    event_type: Annotated[str, typer.Option("--type", help="The event type, e.g. LCEmailStats.")],
+) -> None:
+    """Parse again the deliveries of a type kept as unknown (after a parser for it landed)."""
+    from trainu_dagster.ingest.process import reprocess_unknown
+
+    with _running_database(get_settings()).connect() as conn:
+        summary = reprocess_unknown(conn, event_type)
+    if not summary.claimed:
+        raise _fail(f"no deliveries of type {event_type!r} are kept as unknown")
+    typer.echo(
+        f"{summary.claimed} {event_type} deliveries: {summary.processed} applied "
+        f"({summary.flagged} flagged), {summary.unknown} still unknown, "
+        f"{summary.failed} sent to the dead-letter queue"
+    )
 
 
 @app.command("up")

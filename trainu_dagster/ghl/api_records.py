@@ -62,7 +62,8 @@ EVENT_BUILDERS = {
 
 
 def parse_record(stream: Stream, location_id: str, record: Mapping[str, Any]) -> ParsedEvent:
-    """A record without its own update time is dated at the epoch, so it never outranks a
-    webhook that carried a real time."""
+    """A REST record is a complete snapshot: a field it lacks is empty. One without its own
+    update time is dated at the epoch, so it never outranks a webhook that carried a real
+    time, yet still replaces what an undated workflow body filled in (pulls reconcile)."""
     event = EVENT_BUILDERS[stream](location_id, record)
-    return parse_event(event, route="marketplace", received_at=EPOCH)
+    return parse_event(event, route="marketplace", received_at=EPOCH, snapshot=True)

@@ -1,21 +1,30 @@
 """GHL webhook bodies turned into typed changes to the raw tables (pure: no database, no Dagster).
 
-GHL's own examples get the event `type` wrong (an update labelled `AppointmentCreate`, an
-inbound call labelled `OutboundMessage`), so when the declared type and the payload's shape
-disagree the shape wins and the event is flagged for a human; nothing is dropped unless it
-cannot be classified at all.
+Three rules hold for every shape GHL sends:
+- A delivery sets only the fields it carries. GHL's partial events (a DND change, a tag change)
+  and workflow bodies never blank the rest of a record; a field that cannot be read (a time in
+  an unknown format) is skipped and the delivery flagged, never rejected whole. A REST record
+  from a pull is the exception: it is a complete snapshot, so a field it lacks is empty.
+- A delivery's time is its source time (`dateUpdated`, or `dateAdded` for a create), else GHL's
+  signed delivery `timestamp` (contact events carry no `dateUpdated`). A delivery with neither
+  (workflow bodies) is undated: it only fills fields nobody has set (see `ingest.apply`).
+- When the declared `type` and the payload's shape disagree (GHL's own examples get it wrong)
+  the shape wins and the event is flagged. A type TrainU does not know yet is not guessed at:
+  the event is kept as `unknown` until a parser exists for it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dateutil import parser as dateutil_parser
 
 Route = Literal["marketplace", "workflow"]
 Entity = Literal["contact", "appointment", "message", "opportunity", "note", "task"]
@@ -46,6 +55,7 @@ EVENT_ENTITIES: dict[str, Entity] = {
     "TaskDelete": "task",
 }
 DELETE_EVENTS = frozenset(name for name in EVENT_ENTITIES if name.endswith("Delete"))
+CREATE_EVENTS = frozenset(name for name in EVENT_ENTITIES if name.endswith("Create"))
 
 # Keys only one kind of entity carries: they decide the shape whatever `type` says.
 MESSAGE_KEYS = ("direction", "messageType", "conversationId")
@@ -71,6 +81,8 @@ MESSAGE_TYPES = {
     "TYPE_INSTAGRAM": "IG",
     "TYPE_GMB": "GMB",
 }
+# DND channels as API v2 names them; v3 spells them in lower camel case (`sms`, `whatsApp`).
+DND_CHANNELS = {name.casefold(): name for name in ("SMS", "Email", "Call", "WhatsApp", "GMB", "FB")}
 
 # The carrier-standard opt-out words. "CANCEL" is deliberately absent: in a training studio
 # a client texting "cancel" is cancelling a session, not withdrawing consent to messages.
@@ -95,10 +107,13 @@ class Envelope:
 
 @dataclass(frozen=True, slots=True)
 class EntityChange:
+    """What one delivery says about one record: the typed fields it carries, as of
+    `source_updated_at` (None: undated, so it only fills what nobody has set)."""
+
     entity: Entity
     location_id: str
     entity_id: str
-    source_updated_at: datetime
+    source_updated_at: datetime | None
     deleted: bool
     columns: Mapping[str, Any]
     payload: Mapping[str, Any]
@@ -120,6 +135,7 @@ class ParsedEvent:
     flag: str | None
     changes: tuple[EntityChange, ...]
     opt_outs: tuple[OptOut, ...]
+    unknown: bool = False  # a type TrainU has no parser for yet: kept, not applied
 
 
 # --- the landing envelope (hot path: cheap lookups only, never raises) -------------------
@@ -171,70 +187,226 @@ def _workflow_stamp(payload: Mapping[str, Any]) -> Any:
     return (custom.get("timestamp") if _is_map(custom) else None) or payload.get("timestamp")
 
 
+# --- reading fields ------------------------------------------------------------------------
+
+
+@dataclass
+class Reader:
+    """Reads typed fields out of one body. A value that cannot be read is left out of the
+    change (so it overwrites nothing) and noted, to flag the delivery for a human."""
+
+    zone: tzinfo = UTC  # the studio's: local times without an offset are read in it
+    snapshot: bool = False  # a complete REST record: a field it lacks is empty
+    problems: list[str] = field(default_factory=list)
+
+    def time(self, obj: Mapping[str, Any], key: str, zone: tzinfo | None = None) -> datetime | None:
+        try:
+            return parse_timestamp(obj.get(key), zone or self.zone)
+        except ValueError:
+            self.problems.append(f"unreadable {key} {obj.get(key)!r}: skipped")
+            return None
+
+    def columns(self, obj: Mapping[str, Any], spec: FieldSpec) -> dict[str, Any]:
+        """The spec's columns that `obj` carries (all of them for a snapshot)."""
+        columns: dict[str, Any] = {}
+        for column, (key, read, empty) in spec.items():
+            if key in obj:
+                value = read(self, obj, key)
+                if value is not _UNREADABLE:
+                    columns[column] = value
+            elif self.snapshot:
+                columns[column] = empty
+        return columns
+
+    def flag(self, *more: str | None) -> str | None:
+        return "; ".join(dict.fromkeys([f for f in more if f] + self.problems)) or None
+
+
+_UNREADABLE = object()
+
+
+def _text_field(reader: Reader, obj: Mapping[str, Any], key: str) -> Any:
+    return _text(obj[key])
+
+
+def _time_field(reader: Reader, obj: Mapping[str, Any], key: str) -> Any:
+    problems = len(reader.problems)
+    moment = reader.time(obj, key)
+    return _UNREADABLE if len(reader.problems) > problems else moment
+
+
+def _flag_field(reader: Reader, obj: Mapping[str, Any], key: str) -> Any:
+    return obj[key] is True
+
+
+def _tags_field(reader: Reader, obj: Mapping[str, Any], key: str) -> Any:
+    return _tags(obj[key])
+
+
+def _money_field(reader: Reader, obj: Mapping[str, Any], key: str) -> Any:
+    return _money(obj[key])
+
+
+def _status_field(reader: Reader, obj: Mapping[str, Any], key: str) -> Any:
+    status, problem = _appointment_status(obj[key])
+    if problem:
+        reader.problems.append(problem)
+    return status
+
+
+# column -> (the body's key, how to read it, its value when a snapshot lacks the key)
+FieldSpec = dict[str, tuple[str, Callable[[Reader, Mapping[str, Any], str], Any], Any]]
+CONTACT_FIELDS: FieldSpec = {
+    "first_name": ("firstName", _text_field, None),
+    "last_name": ("lastName", _text_field, None),
+    "email": ("email", _text_field, None),
+    "phone": ("phone", _text_field, None),
+    "timezone": ("timezone", _text_field, None),
+    "assigned_user_id": ("assignedTo", _text_field, None),
+    "dnd": ("dnd", _flag_field, False),
+    "tags": ("tags", _tags_field, []),
+    "date_added": ("dateAdded", _time_field, None),
+}
+APPOINTMENT_FIELDS: FieldSpec = {
+    "calendar_id": ("calendarId", _text_field, None),
+    "contact_id": ("contactId", _text_field, None),
+    "assigned_user_id": ("assignedUserId", _text_field, None),
+    "status": ("appointmentStatus", _status_field, None),
+    "title": ("title", _text_field, None),
+    "start_time": ("startTime", _time_field, None),
+    "end_time": ("endTime", _time_field, None),
+    "date_added": ("dateAdded", _time_field, None),
+}
+MESSAGE_FIELDS: FieldSpec = {
+    "conversation_id": ("conversationId", _text_field, None),
+    "contact_id": ("contactId", _text_field, None),
+    "status": ("status", _text_field, None),
+    "date_added": ("dateAdded", _time_field, None),
+}
+OPPORTUNITY_FIELDS: FieldSpec = {
+    "contact_id": ("contactId", _text_field, None),
+    "pipeline_id": ("pipelineId", _text_field, None),
+    "pipeline_stage_id": ("pipelineStageId", _text_field, None),
+    "status": ("status", _text_field, None),
+    "monetary_value": ("monetaryValue", _money_field, None),
+    "assigned_to": ("assignedTo", _text_field, None),
+}
+NOTE_FIELDS: FieldSpec = {
+    "contact_id": ("contactId", _text_field, None),
+    "date_added": ("dateAdded", _time_field, None),
+}
+TASK_FIELDS: FieldSpec = {
+    "contact_id": ("contactId", _text_field, None),
+    "assigned_to": ("assignedTo", _text_field, None),
+    "title": ("title", _text_field, None),
+    "due_date": ("dueDate", _time_field, None),
+    "completed": ("completed", _flag_field, False),
+}
+FLAT_FIELDS: dict[Entity, FieldSpec] = {
+    "contact": CONTACT_FIELDS,
+    "opportunity": OPPORTUNITY_FIELDS,
+    "note": NOTE_FIELDS,
+    "task": TASK_FIELDS,
+}
+# Workflow bodies: snake_case contact fields at the top, the booking under `calendar`.
+WORKFLOW_CONTACT_FIELDS: FieldSpec = {
+    "first_name": ("first_name", _text_field, None),
+    "last_name": ("last_name", _text_field, None),
+    "email": ("email", _text_field, None),
+    "phone": ("phone", _text_field, None),
+    "timezone": ("timezone", _text_field, None),
+    "tags": ("tags", _tags_field, []),
+}
+WORKFLOW_CALENDAR_FIELDS: FieldSpec = {
+    "calendar_id": ("id", _text_field, None),
+    "title": ("title", _text_field, None),
+    "start_time": ("startTime", _time_field, None),
+    "end_time": ("endTime", _time_field, None),
+}
+
+
 # --- parsing -----------------------------------------------------------------------------
 
 
-def parse_event(payload: Mapping[str, Any], *, route: Route, received_at: datetime) -> ParsedEvent:
-    """Classify a landed webhook and turn it into raw-table changes and opt-outs."""
+def parse_event(
+    payload: Mapping[str, Any],
+    *,
+    route: Route,
+    received_at: datetime,
+    timezone: tzinfo = UTC,
+    snapshot: bool = False,
+) -> ParsedEvent:
+    """Classify a landed webhook and turn it into raw-table changes and opt-outs.
+
+    `timezone` is the studio's, for local times that carry no offset. `snapshot` marks a
+    complete REST record (pulls): fields it lacks are empty, and one without a time of its
+    own is dated at `received_at`. A delivery's `received_at` dates only what must have a
+    time and carries none at all: a delete (a tombstone needs one) and an opt-out.
+    """
     if not _is_map(payload):
         raise UnparseableEvent(f"payload is a {type(payload).__name__}, not a JSON object")
-    received = received_at if received_at.tzinfo else received_at.replace(tzinfo=UTC)
+    received = (received_at if received_at.tzinfo else received_at.replace(tzinfo=UTC)).astimezone(
+        UTC
+    )
+    reader = Reader(zone=timezone, snapshot=snapshot)
     if route == "workflow":
-        return _parse_workflow(payload, received.astimezone(UTC))
+        return _parse_workflow(payload, reader)
     if route == "marketplace":
-        return _parse_marketplace(payload, received.astimezone(UTC))
+        return _parse_marketplace(payload, reader, received)
     raise UnparseableEvent(f"unknown webhook route {route!r}")
 
 
-def _parse_marketplace(payload: Mapping[str, Any], received_at: datetime) -> ParsedEvent:
+def _parse_marketplace(
+    payload: Mapping[str, Any], reader: Reader, received_at: datetime
+) -> ParsedEvent:
+    declared = _text(payload.get("type"))
+    if declared is not None and declared not in EVENT_ENTITIES:
+        why = f"unknown event type {declared!r}: kept, not applied, until a parser exists"
+        return ParsedEvent(declared, declared, why, (), (), unknown=True)
     location_id = _text(payload.get("locationId"))
     if not location_id:
         raise UnparseableEvent("no locationId: cannot tell which studio the event belongs to")
-    declared = _text(payload.get("type"))
-    entity, event_type, flags = _classify(payload, declared)
-    fallback = _timestamp(payload, "timestamp") or received_at
+    entity, event_type, classify_flag = _classify(payload, declared)
     if entity == "message":
-        event_type, direction, direction_flag = _resolve_direction(payload, event_type)
-        flags.append(direction_flag)
-        change = _message_change(payload, location_id, direction, fallback)
+        event_type, direction, other_flag = _resolve_direction(payload, event_type)
+        change = _message_change(payload, location_id, direction, reader)
     elif entity == "appointment":
-        event_type, create_flag = _resolve_create(payload["appointment"], event_type)
-        flags.append(create_flag)
-        change, status_flag = _appointment_change(payload, location_id, event_type, fallback)
-        flags.append(status_flag)
+        event_type, other_flag = _resolve_create(payload["appointment"], event_type, reader)
+        change = _appointment_change(payload, location_id, event_type, reader)
     else:
-        change = _flat_change(entity, payload, location_id, event_type, fallback)
+        other_flag = None
+        change = _flat_change(entity, payload, location_id, event_type, reader)
+    if change.source_updated_at is None and (change.deleted or reader.snapshot):
+        change = replace(change, source_updated_at=received_at)
+    opt_outs = _opt_outs(change, received_at)
     return ParsedEvent(
         event_type=event_type,
         declared_type=declared,
-        flag="; ".join(f for f in flags if f) or None,
-        changes=(change,),
-        opt_outs=_opt_outs(change),
+        flag=reader.flag(classify_flag, other_flag),
+        changes=(change, *_opt_out_changes(change, opt_outs)),
+        opt_outs=opt_outs,
     )
 
 
-def _classify(payload: Mapping[str, Any], declared: str | None) -> tuple[Entity, str, list[str]]:
-    """(entity, event type, flags): the declared type when the shape allows it, else the shape."""
+def _classify(payload: Mapping[str, Any], declared: str | None) -> tuple[Entity, str, str | None]:
+    """(entity, event type, flag): the declared type when the shape allows it, else the shape."""
     strong, weak = _strong_shape(payload), _weak_shape(payload)
     declared_entity = EVENT_ENTITIES.get(declared) if declared else None
     if declared and declared_entity and _fits(declared_entity, strong, weak):
-        return declared_entity, declared, []
+        return declared_entity, declared, None
     shape = strong or weak
     if shape is None:
         if declared_entity is not None:
             raise UnparseableEvent(f"{declared} event whose payload has no {declared_entity} in it")
         keys = ", ".join(sorted(map(str, payload))[:12])
-        raise UnparseableEvent(
-            f"unknown event type {declared!r} and unrecognised payload shape (keys: {keys})"
-        )
+        raise UnparseableEvent(f"no event type and an unrecognised payload shape (keys: {keys})")
     event_type = _shape_event_type(shape)
-    if declared_entity is not None:
-        why = f"declared type {declared} does not match the payload's shape ({shape})"
-    elif declared:
-        why = f"unknown event type {declared!r}"
-    else:
-        why = "no event type"
-    return shape, event_type, [f"{why}: treated as {event_type} by shape"]
+    why = (
+        f"declared type {declared} does not match the payload's shape ({shape})"
+        if declared_entity is not None
+        else "no event type"
+    )
+    return shape, event_type, f"{why}: treated as {event_type} by shape"
 
 
 def _strong_shape(payload: Mapping[str, Any]) -> Entity | None:
@@ -294,16 +466,29 @@ def _resolve_direction(
     return resolved, direction, None
 
 
-def _resolve_create(appointment: Mapping[str, Any], event_type: str) -> tuple[str, str | None]:
+def _resolve_create(
+    appointment: Mapping[str, Any], event_type: str, reader: Reader
+) -> tuple[str, str | None]:
     if event_type != "AppointmentCreate":
         return event_type, None
-    added, updated = _timestamp(appointment, "dateAdded"), _timestamp(appointment, "dateUpdated")
+    added, updated = (reader.time(appointment, key) for key in ("dateAdded", "dateUpdated"))
     if added and updated and updated - added > CREATE_UPDATE_SLACK:
         return "AppointmentUpdate", (
             "declared AppointmentCreate but dateUpdated is after dateAdded: "
             "treated as AppointmentUpdate"
         )
     return event_type, None
+
+
+def _source_time(
+    entity: Mapping[str, Any], event_type: str, payload: Mapping[str, Any], reader: Reader
+) -> datetime | None:
+    """`dateUpdated`, or `dateAdded` for a create, else the signed delivery `timestamp`."""
+    keys = ("dateUpdated", "dateAdded") if event_type in CREATE_EVENTS else ("dateUpdated",)
+    for key in keys:
+        if entity.get(key) and (moment := reader.time(entity, key)):
+            return moment
+    return reader.time(payload, "timestamp")
 
 
 # --- typed columns per entity ---------------------------------------------------------------
@@ -314,119 +499,65 @@ def _entity_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _flat_change(
-    entity: Entity, p: Mapping[str, Any], location_id: str, event_type: str, fallback: datetime
+    entity: Entity, p: Mapping[str, Any], location_id: str, event_type: str, reader: Reader
 ) -> EntityChange:
     """Contacts, opportunities, notes and tasks: the entity is the body itself."""
     entity_id = _text(p.get("id"))
     if not entity_id:
         raise UnparseableEvent(f"{event_type} without an id")
+    columns = reader.columns(p, FLAT_FIELDS[entity])
+    if event_type == "TaskComplete":
+        columns["completed"] = True
     return EntityChange(
         entity=entity,
         location_id=location_id,
         entity_id=entity_id,
-        source_updated_at=_timestamp(p, "dateUpdated") or fallback,
+        source_updated_at=_source_time(p, event_type, p, reader),
         deleted=event_type in DELETE_EVENTS,
-        columns=FLAT_COLUMNS[entity](p, event_type),
+        columns=columns,
         payload=_entity_payload(p),
     )
 
 
-def _contact_columns(p: Mapping[str, Any], event_type: str) -> dict[str, Any]:
-    return {
-        "first_name": _text(p.get("firstName")),
-        "last_name": _text(p.get("lastName")),
-        "email": _text(p.get("email")),
-        "phone": _text(p.get("phone")),
-        "timezone": _text(p.get("timezone")),
-        "assigned_user_id": _text(p.get("assignedTo")),
-        "dnd": p.get("dnd") is True,
-        "tags": _tags(p.get("tags")),
-        "date_added": _timestamp(p, "dateAdded"),
-    }
-
-
-def _opportunity_columns(p: Mapping[str, Any], event_type: str) -> dict[str, Any]:
-    return {
-        "contact_id": _text(p.get("contactId")),
-        "pipeline_id": _text(p.get("pipelineId")),
-        "pipeline_stage_id": _text(p.get("pipelineStageId")),
-        "status": _text(p.get("status")),
-        "monetary_value": _money(p.get("monetaryValue")),
-        "assigned_to": _text(p.get("assignedTo")),
-    }
-
-
-def _note_columns(p: Mapping[str, Any], event_type: str) -> dict[str, Any]:
-    return {"contact_id": _text(p.get("contactId")), "date_added": _timestamp(p, "dateAdded")}
-
-
-def _task_columns(p: Mapping[str, Any], event_type: str) -> dict[str, Any]:
-    return {
-        "contact_id": _text(p.get("contactId")),
-        "assigned_to": _text(p.get("assignedTo")),
-        "title": _text(p.get("title")),
-        "due_date": _timestamp(p, "dueDate"),
-        "completed": event_type == "TaskComplete" or p.get("completed") is True,
-    }
-
-
-FLAT_COLUMNS = {
-    "contact": _contact_columns,
-    "opportunity": _opportunity_columns,
-    "note": _note_columns,
-    "task": _task_columns,
-}
-
-
 def _appointment_change(
-    payload: Mapping[str, Any], location_id: str, event_type: str, fallback: datetime
-) -> tuple[EntityChange, str | None]:
+    payload: Mapping[str, Any], location_id: str, event_type: str, reader: Reader
+) -> EntityChange:
     a = payload["appointment"]
     entity_id = _text(a.get("id"))
     if not entity_id:
         raise UnparseableEvent(f"{event_type} whose appointment has no id")
-    status, flag = _appointment_status(a.get("appointmentStatus"))
-    columns = {
-        "calendar_id": _text(a.get("calendarId")),
-        "contact_id": _text(a.get("contactId")),
-        "assigned_user_id": _text(a.get("assignedUserId")),
-        "status": status,
-        "title": _text(a.get("title")),
-        "start_time": _timestamp(a, "startTime"),
-        "end_time": _timestamp(a, "endTime"),
-        "date_added": _timestamp(a, "dateAdded"),
-    }
-    change = EntityChange(
+    return EntityChange(
         entity="appointment",
         location_id=location_id,
         entity_id=entity_id,
-        source_updated_at=_timestamp(a, "dateUpdated") or fallback,
+        source_updated_at=_source_time(a, event_type, payload, reader),
         deleted=event_type in DELETE_EVENTS,
-        columns=columns,
+        columns=reader.columns(a, APPOINTMENT_FIELDS),
         payload=dict(a),
     )
-    return change, flag
 
 
 def _message_change(
-    p: Mapping[str, Any], location_id: str, direction: str | None, fallback: datetime
+    p: Mapping[str, Any], location_id: str, direction: str | None, reader: Reader
 ) -> EntityChange:
+    """Messages are dated by `dateUpdated` or the delivery, not `dateAdded`: a status update
+    (sent, then delivered) keeps the message's `dateAdded`, and must still come out on top."""
     if not any(_text(p.get(key)) for key in ("messageId", "conversationId", "contactId")):
         raise UnparseableEvent("message with no messageId, conversationId or contactId")
+    columns = reader.columns(p, MESSAGE_FIELDS)
+    if direction is not None or reader.snapshot:
+        columns["direction"] = direction
+    if "messageType" in p:
+        columns["message_type"] = _message_type(p["messageType"])
+    elif reader.snapshot:
+        columns["message_type"] = None
     return EntityChange(
         entity="message",
         location_id=location_id,
         entity_id=_message_id(p, direction),
-        source_updated_at=_timestamp(p, "dateUpdated") or fallback,
+        source_updated_at=_source_time(p, "Message", p, reader),
         deleted=False,
-        columns={
-            "conversation_id": _text(p.get("conversationId")),
-            "contact_id": _text(p.get("contactId")),
-            "direction": direction,
-            "message_type": _message_type(p.get("messageType")),
-            "status": _text(p.get("status")),
-            "date_added": _timestamp(p, "dateAdded"),
-        },
+        columns=columns,
         payload=_entity_payload(p),
     )
 
@@ -449,77 +580,63 @@ def _message_id(p: Mapping[str, Any], direction: str | None) -> str:
 # --- workflow (custom webhook) payloads ---------------------------------------------------
 
 
-def _parse_workflow(payload: Mapping[str, Any], received_at: datetime) -> ParsedEvent:
+def _parse_workflow(payload: Mapping[str, Any], reader: Reader) -> ParsedEvent:
     """Snake_case workflow bodies carry part of a contact and, from calendar triggers, an
-    appointment; only the fields they carry are set, so they never blank out the rest."""
+    appointment. They are unsigned by GHL and carry no source time, so unless the workflow
+    was set up to send one (`customData.timestamp`) they are undated: they fill gaps."""
     location_id = _workflow_location(payload)
     if not location_id:
         raise UnparseableEvent("workflow webhook without location.id or locationId")
     custom = payload.get("customData")
-    updated = (
-        (_timestamp(custom, "timestamp") if _is_map(custom) else None)
-        or _timestamp(payload, "timestamp")
-        or received_at
+    updated = (reader.time(custom, "timestamp") if _is_map(custom) else None) or reader.time(
+        payload, "timestamp"
     )
     changes: list[EntityChange] = []
-    flag = None
     contact_id = _text(payload.get("contact_id"))
     if contact_id:
-        changes.append(_workflow_contact(payload, location_id, contact_id, updated))
+        columns = reader.columns(payload, WORKFLOW_CONTACT_FIELDS)
+        changes.append(
+            EntityChange("contact", location_id, contact_id, updated, False, columns, dict(payload))
+        )
     calendar = payload.get("calendar")
     appointment_id = _text(calendar.get("appointmentId")) if _is_map(calendar) else None
-    if appointment_id:
-        appointment, flag = _workflow_appointment(
-            payload, calendar, location_id, appointment_id, updated
+    if appointment_id and _is_map(calendar):
+        columns = _workflow_appointment_columns(payload, calendar, reader)
+        changes.append(
+            EntityChange(
+                "appointment", location_id, appointment_id, updated, False, columns, dict(payload)
+            )
         )
-        changes.append(appointment)
     if not changes:
         raise UnparseableEvent("workflow webhook without contact_id or calendar.appointmentId")
     return ParsedEvent(
         event_type="Workflow",
         declared_type=_text(payload.get("type")),
-        flag=flag,
+        flag=reader.flag(),
         changes=tuple(changes),
         opt_outs=(),
     )
 
 
-def _workflow_contact(
-    p: Mapping[str, Any], location_id: str, contact_id: str, updated: datetime
-) -> EntityChange:
-    fields = ("first_name", "last_name", "email", "phone", "timezone")
-    columns: dict[str, Any] = {name: _text(p[name]) for name in fields if name in p}
-    if "tags" in p:
-        columns["tags"] = _tags(p["tags"])
-    return EntityChange("contact", location_id, contact_id, updated, False, columns, dict(p))
-
-
-def _workflow_appointment(
-    p: Mapping[str, Any],
-    calendar: Mapping[str, Any],
-    location_id: str,
-    appointment_id: str,
-    updated: datetime,
-) -> tuple[EntityChange, str | None]:
+def _workflow_appointment_columns(
+    p: Mapping[str, Any], calendar: Mapping[str, Any], reader: Reader
+) -> dict[str, Any]:
     # GHL spells it `appoinmentStatus` in workflow bodies; `status` is the calendar event's.
     keys = ("appoinmentStatus", "appointmentStatus", "status")
     raw_status = next((calendar[key] for key in keys if calendar.get(key)), None)
-    status, flag = _appointment_status(raw_status)
-    # Calendar times may come without an offset, in the calendar's own timezone.
-    zone = _zone(calendar.get("selectedTimezone"))
-    columns: dict[str, Any] = {"status": status} if raw_status is not None else {}
-    for column, key in (("calendar_id", "id"), ("title", "title")):
-        if key in calendar:
-            columns[column] = _text(calendar[key])
+    # Calendar times may be local (no offset, or GHL's "Sun, Nov 30th, 2026 | 6:30 am"), in
+    # the calendar's own timezone when it names one, else the studio's.
+    zone = _zone(calendar.get("selectedTimezone")) or reader.zone
+    in_calendar_zone = Reader(zone=zone, problems=reader.problems)  # problems shared: one flag
+    columns = in_calendar_zone.columns(calendar, WORKFLOW_CALENDAR_FIELDS)
+    if raw_status is not None:
+        status, problem = _appointment_status(raw_status)
+        columns["status"] = status
+        if problem:
+            reader.problems.append(problem)
     if "contact_id" in p:
         columns["contact_id"] = _text(p["contact_id"])
-    for column, key in (("start_time", "startTime"), ("end_time", "endTime")):
-        if key in calendar:
-            columns[column] = _timestamp(calendar, key, zone)
-    change = EntityChange(
-        "appointment", location_id, appointment_id, updated, False, columns, dict(p)
-    )
-    return change, flag
+    return columns
 
 
 def _workflow_location(payload: Mapping[str, Any]) -> str | None:
@@ -531,41 +648,63 @@ def _workflow_location(payload: Mapping[str, Any]) -> str | None:
 # --- opt-outs ------------------------------------------------------------------------------
 
 
-def _opt_outs(change: EntityChange) -> tuple[OptOut, ...]:
+def _opt_outs(change: EntityChange, received_at: datetime) -> tuple[OptOut, ...]:
+    """Consent withdrawn is never dropped: without a time of its own, it dates from receipt."""
     if change.entity == "contact":
-        return _dnd_opt_outs(change)
+        return _dnd_opt_outs(change, change.source_updated_at or received_at)
     if change.entity == "message":
-        return _stop_reply(change)
+        return _stop_reply(change, received_at)
     return ()
 
 
-def _dnd_opt_outs(change: EntityChange) -> tuple[OptOut, ...]:
+def _dnd_opt_outs(change: EntityChange, occurred_at: datetime) -> tuple[OptOut, ...]:
     found = []
     if change.columns.get("dnd"):
         found.append(None)
     settings = change.payload.get("dndSettings")
     if _is_map(settings):
         found.extend(
-            str(channel)
+            DND_CHANNELS.get(str(channel).casefold(), str(channel))
             for channel, setting in settings.items()
             if _is_map(setting) and str(setting.get("status", "")).lower() in DND_ACTIVE
         )
     return tuple(
-        OptOut(change.location_id, change.entity_id, "dnd", channel, change.source_updated_at)
+        OptOut(change.location_id, change.entity_id, "dnd", channel, occurred_at)
         for channel in found
     )
 
 
-def _stop_reply(change: EntityChange) -> tuple[OptOut, ...]:
+def _stop_reply(change: EntityChange, received_at: datetime) -> tuple[OptOut, ...]:
     contact_id = change.columns.get("contact_id")
     body = change.payload.get("body")
     if change.columns.get("direction") != "inbound" or not contact_id or not isinstance(body, str):
         return ()
     if not _is_stop_word(body):
         return ()
-    occurred_at = change.columns.get("date_added") or change.source_updated_at
+    occurred_at = change.columns.get("date_added") or change.source_updated_at or received_at
     channel = change.columns.get("message_type")
     return (OptOut(change.location_id, contact_id, "stop_reply", channel, occurred_at),)
+
+
+def _opt_out_changes(
+    change: EntityChange, opt_outs: tuple[OptOut, ...]
+) -> tuple[EntityChange, ...]:
+    """A STOP reply puts the contact under DND as of the reply, so the contact's row follows
+    the opt-outs recorded for it: an older contact snapshot cannot clear it, a later DND
+    change in GHL (staff turning it off) can."""
+    return tuple(
+        EntityChange(
+            "contact",
+            o.location_id,
+            o.contact_id,
+            o.occurred_at,
+            False,
+            {"dnd": True},
+            {"dnd": True},
+        )
+        for o in opt_outs
+        if o.reason == "stop_reply"
+    )
 
 
 def _is_stop_word(body: str) -> bool:
@@ -576,9 +715,14 @@ def _is_stop_word(body: str) -> bool:
 
 # --- field helpers -------------------------------------------------------------------------
 
+# Two defaults that differ in every component: a human-readable time that parses to two
+# different moments left a component (the year, the hour...) out, and is refused.
+_PROBE_DEFAULTS = (datetime(2000, 1, 1, 0, 0), datetime(2001, 2, 2, 1, 1))
+
 
 def parse_timestamp(value: Any, default_zone: tzinfo = UTC) -> datetime | None:
-    """ISO-8601 (naive means `default_zone`) or epoch seconds/milliseconds, as UTC."""
+    """ISO-8601, epoch seconds/milliseconds, or GHL's human-readable form
+    (`Sun, Nov 30th, 2026 | 6:30 am`), as UTC; a time without an offset is in `default_zone`."""
     if value is None or value == "":
         return None
     if isinstance(value, bool):
@@ -587,30 +731,46 @@ def parse_timestamp(value: Any, default_zone: tzinfo = UTC) -> datetime | None:
         seconds = value / 1000 if abs(value) > 10**11 else value
         try:
             return datetime.fromtimestamp(seconds, UTC)
-        except (OverflowError, OSError) as exc:
+        except (OverflowError, OSError, ValueError) as exc:
             raise ValueError(f"not a timestamp: {value!r}") from exc
     if not isinstance(value, str):
         raise ValueError(f"not a timestamp: {value!r}")
-    parsed = datetime.fromisoformat(value.strip())
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        parsed = _human_time(value)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=default_zone)
     return parsed.astimezone(UTC)
 
 
-def _timestamp(obj: Mapping[str, Any], key: str, zone: tzinfo = UTC) -> datetime | None:
+def _human_time(value: str) -> datetime:
+    """GHL's merge-field times ("Sun, Nov 30th, 2026 | 6:30 am"), read by dateutil. The
+    weekday is ignored (the date decides); named zones like "EST" are ambiguous and ignored."""
+    text = value.replace("|", " ")
     try:
-        return parse_timestamp(obj.get(key), zone)
-    except ValueError as exc:
-        raise UnparseableEvent(f"bad timestamp in {key}: {obj.get(key)!r}") from exc
+        first, second = (
+            dateutil_parser.parse(text, default=default, tzinfos=_no_named_zones)
+            for default in _PROBE_DEFAULTS
+        )
+    except (ValueError, OverflowError) as exc:
+        raise ValueError(f"not a timestamp: {value!r}") from exc
+    if first != second:
+        raise ValueError(f"not a complete date and time: {value!r}")
+    return first
 
 
-def _zone(name: Any) -> tzinfo:
+def _no_named_zones(name: str | None, offset: int | None) -> int | None:
+    return offset
+
+
+def _zone(name: Any) -> tzinfo | None:
     if isinstance(name, str) and name:
         try:
             return ZoneInfo(name)
         except (ZoneInfoNotFoundError, ValueError):
             pass
-    return UTC
+    return None
 
 
 def _appointment_status(value: Any) -> tuple[str | None, str | None]:
