@@ -2,10 +2,10 @@
 
 from dagster import DefaultSensorStatus, RunFailureSensorContext, run_failure_sensor
 
+from trainu_dagster.jobs import LOCATION_TAG
 from trainu_dagster.observability.product_events import record_event
 from trainu_dagster.resources.postgres import PostgresResource
 
-LOCATION_TAG = "trainu/location_id"
 CORRELATION_TAG = "trainu/correlation_id"
 
 

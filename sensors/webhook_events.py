@@ -1,34 +1,26 @@
-"""New webhook deliveries → ingest runs, one per id range."""
+"""Webhook deliveries are flowing → an ingest run is ready to apply them.
 
-from collections.abc import Iterator
+A run drains deliveries for minutes (see `trainu_dagster.ingest.drain`), so the sensor
+only keeps one run queued behind the one in flight while deliveries flow: never more than
+one running (the `ingest` lane's limit in dagster.yaml) and one waiting, however many
+deliveries arrive. The waiting run starts the moment the running one ends.
+"""
 
 from dagster import (
+    DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
+    RunsFilter,
     SensorEvaluationContext,
     SkipReason,
     sensor,
 )
 
-from trainu_dagster.ingest.process import Batch, plan_batches, stragglers
+from trainu_dagster.ingest.drain import DrainLimits, deliveries_flowing
 from trainu_dagster.jobs import ingest_webhook_events
 from trainu_dagster.resources.postgres import PostgresResource
 
-CORRELATION_TAG = "trainu/correlation_ids"
-
-
-def run_request(batch: Batch, *, kind: str) -> RunRequest:
-    """The run key names the range, so re-evaluating a tick never launches it twice."""
-    return RunRequest(
-        run_key=f"{kind}:{batch.min_id}-{batch.max_id}",
-        run_config={
-            "ops": {"ghl_raw_tables": {"config": {"min_id": batch.min_id, "max_id": batch.max_id}}}
-        },
-        tags={
-            CORRELATION_TAG: ",".join(batch.correlation_ids),
-            "trainu/webhook_range": f"{batch.min_id}-{batch.max_id}",
-        },
-    )
+WAITING = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING]
 
 
 @sensor(
@@ -38,16 +30,14 @@ def run_request(batch: Batch, *, kind: str) -> RunRequest:
 )
 def webhook_events_sensor(
     context: SensorEvaluationContext, database: PostgresResource
-) -> Iterator[RunRequest | SkipReason]:
-    cursor = int(context.cursor or 0)
+) -> RunRequest | SkipReason:
+    waiting = context.instance.get_runs_count(
+        RunsFilter(job_name=ingest_webhook_events.name, statuses=WAITING)
+    )
+    if waiting:
+        return SkipReason("an ingest run is already waiting to start")
     with database.connect() as conn:
-        batches = plan_batches(conn, after_id=cursor)
-        late = stragglers(conn, up_to_id=cursor)
-    if late is not None:
-        yield run_request(late, kind="webhook-events-sweep")
-    for batch in batches:
-        yield run_request(batch, kind="webhook-events")
-    if batches:
-        context.update_cursor(str(batches[-1].max_id))
-    elif late is None:
-        yield SkipReason("no new webhook events")
+        flowing = deliveries_flowing(conn, within_seconds=DrainLimits.idle_seconds)
+    if not flowing:
+        return SkipReason("no webhook deliveries pending or arriving")
+    return RunRequest()

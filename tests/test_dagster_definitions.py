@@ -11,12 +11,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance, build_run_status_sensor_context, job, op
+from dagster import (
+    DagsterInstance,
+    build_run_status_sensor_context,
+    in_process_executor,
+    job,
+    op,
+)
 
-from sensors.run_failure import LOCATION_TAG, record_run_failure
+from sensors.run_failure import record_run_failure
 from trainu_dagster.assets.dbt import trainu_dbt_models
 from trainu_dagster.db.server import Database, ensure_database_exists
 from trainu_dagster.definitions import defs
+from trainu_dagster.jobs import LANE, LOCATION_TAG
 from trainu_dagster.resources.postgres import PostgresResource
 from trainu_dagster.settings import PROJECT_ROOT
 
@@ -59,19 +66,40 @@ def test_dbt_builds_queue_one_at_a_time(dagster_home: Path) -> None:
     assert trainu_dbt_models.op.pool == "dbt"
 
 
+LANDING_JOBS = {
+    "ingest_webhook_events": "ingest",
+    "pull_ghl": "pull",
+    "backfill_ghl_history": "backfill",
+    "retry_dead_letters": "retry",
+}
+
+
+def test_each_kind_of_landing_run_has_a_lane_of_one(dagster_home: Path) -> None:
+    """One ingest run in flight (the sensor keeps one more queued), one pull, one backfill:
+    none can fill the run slots the others, or the model refresh, need."""
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        runs = instance.get_concurrency_config().run_queue_config
+    assert runs.max_concurrent_runs >= len(LANDING_JOBS) + 1  # + the dbt build
+    [lanes] = runs.tag_concurrency_limits
+    assert lanes["key"] == LANE and lanes["limit"] == 1
+    assert lanes["value"] == {"applyLimitPerUniqueValue": True}
+    for name, lane in LANDING_JOBS.items():
+        landing = defs.resolve_job_def(name)
+        assert landing.tags[LANE] == lane
+        assert landing.executor_def is in_process_executor  # one process, quick to start
+        assert landing.tags["dagster/max_retries"] == "0"  # the sensors relaunch instead
+
+
 def test_definitions_load_in_process() -> None:
     repository = defs.get_repository_def()
     assert {s.name for s in repository.sensor_defs} == {
         "webhook_events_sensor",
+        "studio_backfill_sensor",
         "dlq_retry_sensor",
         "record_run_failure",
         "refresh_models_after_ingest",
     }
-    assert {j.name for j in repository.get_all_jobs()} >= {
-        "ingest_webhook_events",
-        "retry_dead_letters",
-        "build_models",
-    }
+    assert {j.name for j in repository.get_all_jobs()} >= {*LANDING_JOBS, "build_models"}
     raw_keys = {key.to_user_string() for key in repository.asset_graph.get_all_asset_keys()}
     assert {"raw/ghl_contacts", "raw/ghl_appointments", "raw/ghl_messages"} <= raw_keys
 

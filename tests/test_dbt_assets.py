@@ -52,15 +52,83 @@ def test_the_nightly_build_runs_every_model_and_tests_every_row() -> None:
     assert config == {"test_all_rows": True}
 
 
-def test_models_sit_downstream_of_the_raw_tables_and_the_pulls() -> None:
+def test_models_sit_downstream_of_the_raw_tables() -> None:
     graph = defs.resolve_asset_graph()
     parents = graph.get(AssetKey(["staging", "stg_ghl__appointments"])).parent_keys
-    assert parents == {AssetKey(["raw", "ghl_appointments"]), AssetKey(["ghl_api", "appointments"])}
+    assert parents == {AssetKey(["raw", "ghl_appointments"])}
     bookings = graph.get(AssetKey(["marts", "bookings"]))
     assert AssetKey(["staging", "stg_ghl__appointments"]) in bookings.parent_keys
     assert bookings.automation_condition is not None
     checks = {key.name for key in graph.asset_check_keys if key.asset_key == bookings.key}
     assert any(name.startswith("accepted_values_bookings_outcome") for name in checks), checks
+
+
+@pytest.fixture
+def empty(template_database: Database) -> Iterator[Database]:
+    """Migrated, nothing landed, no model ever built: a first start."""
+    database = new_database(template_database, "dbt-first")
+    yield database
+    drop_database(database)
+
+
+def dbt_resources(database: Database) -> dict:
+    return {
+        "dbt": DbtCliResource(project_dir=dbt_project),
+        "database": PostgresResource(database_url=database.url()),
+    }
+
+
+def requested_by(tick) -> list[AssetKey]:  # noqa: ANN001
+    return [k for k in defs.resolve_asset_graph().get_all_asset_keys() if tick.get_num_requested(k)]
+
+
+def test_the_first_automatic_refresh_on_an_empty_database_builds_every_model(
+    empty: Database,
+) -> None:
+    models = {
+        key for key in defs.resolve_asset_graph().get_all_asset_keys()
+        if key.path[0] in ("staging", "intermediate", "marts")
+    }  # fmt: skip
+    with DagsterInstance.ephemeral() as instance:
+        # The daemon's first ticks, before anything has landed (the very first only takes
+        # stock): every model was never built, so every model is requested, in one run.
+        initial = evaluate_automation_conditions(defs=defs, instance=instance)
+        first = evaluate_automation_conditions(defs=defs, instance=instance, cursor=initial.cursor)
+        assert set(requested_by(first)) == models
+        resources = dbt_resources(empty)
+        built = materialize([trainu_dbt_models], selection=requested_by(first),
+                            resources=resources, instance=instance)  # fmt: skip
+        assert built.success
+        checks = built.get_asset_check_evaluations()
+        assert checks and all(c.passed for c in checks)
+
+        settled = evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+        assert requested_by(settled) == []  # built: nothing to do until data lands
+        # the first deliveries land and ingest reports the table: what reads it refreshes
+        instance.report_runless_asset_event(AssetMaterialization(["raw", "ghl_contacts"]))
+        second = evaluate_automation_conditions(defs=defs, instance=instance, cursor=settled.cursor)
+        refreshed = requested_by(second)
+        assert AssetKey(["staging", "stg_ghl__contacts"]) in refreshed
+        assert AssetKey(["marts", "goal_progress"]) not in refreshed
+        again = materialize([trainu_dbt_models], selection=refreshed, resources=resources,
+                            instance=instance)  # fmt: skip
+        assert again.success
+
+
+def test_a_subset_refresh_never_tests_a_model_that_was_never_built(empty: Database) -> None:
+    """`bookings` has a relationships test against `stg_ghl__contacts`: refreshing the
+    contacts alone must not run it against a `bookings` that does not exist yet."""
+    contacts = AssetKey(["staging", "stg_ghl__contacts"])
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize(
+            [trainu_dbt_models], selection=[contacts], resources=dbt_resources(empty),
+            instance=instance, raise_on_error=False,
+        )  # fmt: skip
+    assert result.success
+    assert {e.asset_key for e in result.get_asset_materialization_events()} == {contacts}
+    with empty.connect() as conn:
+        bookings = conn.execute("SELECT to_regclass('marts.bookings')").fetchone()[0]
+    assert bookings is None  # it really had never been built
 
 
 @pytest.fixture(scope="module")
@@ -78,12 +146,10 @@ def loaded(template_database: Database) -> Iterator[Database]:
 def test_materialising_the_models_runs_dbt_build_with_checks_and_then_automation_refreshes_them(
     loaded: Database,
 ) -> None:
-    resources = {
-        "dbt": DbtCliResource(project_dir=dbt_project),
-        "database": PostgresResource(database_url=loaded.url()),
-    }
     with DagsterInstance.ephemeral() as instance:
-        result = materialize([trainu_dbt_models], resources=resources, instance=instance)
+        result = materialize(
+            [trainu_dbt_models], resources=dbt_resources(loaded), instance=instance
+        )
         assert result.success
         materialized = {e.asset_key for e in result.get_asset_materialization_events()}
         assert AssetKey(["marts", "show_rate_by_trainer_weekly"]) in materialized

@@ -27,6 +27,7 @@ EXPECTED_TABLES = {
         "ghl_tasks",
         "ghl_opt_outs",
         "ghl_appointment_start_times",
+        "backfills",
     },
     "app": {
         "locations",

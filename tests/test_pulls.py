@@ -9,18 +9,17 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import psycopg
 import pytest
-from dagster import materialize
 
 from tests.conftest import drop_database, new_database
 from tests.ghl_simulator_harness import SIM_TOKEN, running_simulator
 from tests.ingest_helpers import land
-from trainu_dagster.assets.pulls import ghl_pull_assets
 from trainu_dagster.db.server import Database
 from trainu_dagster.ghl.client import GhlClient, RequestBudget
 from trainu_dagster.ghl.simulator import RateLimit, generate_studio, webhook_body
 from trainu_dagster.ghl.simulator.studio import Change
 from trainu_dagster.ingest.process import process_pending
 from trainu_dagster.ingest.pull import STREAMS, PullOptions, pull_stream
+from trainu_dagster.jobs import pull_ghl
 from trainu_dagster.resources.ghl import GhlResource
 from trainu_dagster.resources.postgres import PostgresResource
 
@@ -107,37 +106,58 @@ def test_a_backfill_lands_every_stream_as_the_simulator_knows_it(conn, studio, s
     assert [(s, status) for s, status, _ in states] == [(s, "succeeded") for s in sorted(STREAMS)]
 
 
-def test_an_interrupted_pull_resumes_from_its_cursor(conn, studio, sim_url) -> None:
-    def crash_after_three_pages(result) -> None:  # noqa: ANN001
-        if result.pages == 3:
+@pytest.mark.parametrize(("stream", "page"), [("opportunities", 100), ("contacts", 500)])
+def test_an_interrupted_pull_resumes_from_its_cursor(
+    conn, studio, sim_url, stream: str, page: int
+) -> None:
+    def crash_after_two_pages(result) -> None:  # noqa: ANN001
+        if result.pages == 2:
             raise Interrupted
 
+    if stream == "contacts":  # contacts come 500 a page: enough of them for three pages
+        for _ in range(2 * page + 1 - len(live(studio.contacts))):
+            studio.add_contact(NOW - timedelta(days=1))
+    records = live(studio.opportunities if stream == "opportunities" else studio.contacts)
     with client_for(sim_url) as client:
         with pytest.raises(Interrupted):
-            pull_stream(conn, client, studio.location_id, "contacts",
-                        options=BACKFILL, on_page=crash_after_three_pages)  # fmt: skip
+            pull_stream(conn, client, studio.location_id, stream,
+                        options=BACKFILL, on_page=crash_after_two_pages)  # fmt: skip
         status, pulled = conn.execute(
-            "SELECT last_status, records_pulled FROM raw.pull_state WHERE stream = 'contacts'"
+            "SELECT last_status, records_pulled FROM raw.pull_state WHERE stream = %s", (stream,)
         ).fetchone()
-        assert (status, pulled) == ("failed", 300)
-        resumed = pull_stream(conn, client, studio.location_id, "contacts", options=BACKFILL)
+        assert (status, pulled) == ("failed", 2 * page)
+        resumed = pull_stream(conn, client, studio.location_id, stream, options=BACKFILL)
     assert resumed.resumed
     total = conn.execute(
-        "SELECT records_pulled FROM raw.pull_state WHERE stream = 'contacts'"
+        "SELECT records_pulled FROM raw.pull_state WHERE stream = %s", (stream,)
     ).fetchone()[0]
-    contacts = live(studio.contacts)
-    assert total == len(contacts)  # every contact read exactly once across both runs
-    assert set(table_state(conn, "ghl_contacts", "contact_id", "email")) == set(contacts)
+    assert total == len(records)  # every record read exactly once across both runs
+    table, key = {"contacts": ("ghl_contacts", "contact_id"),
+                  "opportunities": ("ghl_opportunities", "opportunity_id")}[stream]  # fmt: skip
+    assert set(table_state(conn, table, key, "location_id")) == set(records)
 
 
-def test_an_incremental_run_reads_only_what_is_new(conn, studio, sim_url) -> None:
+def test_an_incremental_run_reads_only_what_changed_since_the_last(conn, studio, sim_url) -> None:
     with client_for(sim_url) as client:
         pull_stream(conn, client, studio.location_id, "contacts", now=NOW)
         pull_stream(conn, client, studio.location_id, "messages", now=NOW)
-        studio.add_contact(NOW + timedelta(minutes=1), firstName="New", lastName="Client")
+        watermark = conn.execute(
+            "SELECT watermark FROM raw.pull_state WHERE stream = 'contacts'"
+        ).fetchone()[0]
+        new = studio.add_contact(NOW + timedelta(minutes=1), firstName="New", lastName="Client")
+        old = next(c for c in live(studio.contacts).values() if c["dateUpdated"] < "2026-11-01")
+        studio.update_contact(old["id"], NOW + timedelta(minutes=2), email="moved@x.test")
         contacts = pull_stream(conn, client, studio.location_id, "contacts", now=NOW)
         messages = pull_stream(conn, client, studio.location_id, "messages", now=NOW)
-    assert contacts.records == 1
+    # what changed after the last update seen (and the overlap's few minutes before it)
+    recent = {
+        cid
+        for cid, c in live(studio.contacts).items()
+        if datetime.fromisoformat(c["dateUpdated"]) >= watermark - PullOptions().overlap
+    }
+    assert {new["id"], old["id"]} <= recent
+    assert contacts.records == len(recent) < len(live(studio.contacts))
+    assert table_state(conn, "ghl_contacts", "contact_id", "email")[old["id"]] == ("moved@x.test",)
     assert messages.records <= 1  # the overlap may re-read the newest instant, nothing more
 
 
@@ -159,8 +179,8 @@ def test_pulls_and_webhooks_converge_on_the_newest_state(conn, studio, sim_url) 
             studio.changes[-1], studio, webhook_id="new", timestamp=NOW + timedelta(hours=1)
         )
         for payload in (newer, old):
-            event_id = land(conn, payload)
-            process_pending(conn, min_id=event_id, max_id=event_id)
+            land(conn, payload)
+            process_pending(conn)
         pull_stream(conn, client, studio.location_id, "contacts", options=BACKFILL)
     email = conn.execute(
         "SELECT email FROM raw.ghl_contacts WHERE contact_id = %s", (contact_id,)
@@ -184,34 +204,52 @@ def test_a_10000_contact_backfill_under_the_real_rate_limit_has_no_failed_reques
     assert stats["total"] > 100  # more than one window's worth: the budget had to pace
 
 
-def test_the_pull_assets_materialise_every_registered_studio(
+def test_the_scheduled_pull_covers_every_backfilled_studio_and_reports_its_tables(
     fresh_database: Database, studio, sim_url
 ) -> None:
     with fresh_database.connect() as admin:
-        admin.execute(
-            "INSERT INTO app.locations (location_id, name) VALUES (%s, 'Pull studio')",
-            (studio.location_id,),
-        )
-    result = materialize(
-        ghl_pull_assets,
+        for location_id, state in ((studio.location_id, "succeeded"), ("loc-new", "running")):
+            admin.execute(
+                "INSERT INTO app.locations (location_id, name) VALUES (%s, 'Pull studio')",
+                (location_id,),
+            )
+            admin.execute(
+                "INSERT INTO raw.backfills (location_id, since, status) VALUES (%s, %s, %s)",
+                (location_id, BACKFILL.since, state),
+            )
+    result = pull_ghl.execute_in_process(
         resources={
             "database": PostgresResource(database_url=fresh_database.url()),
             "ghl": GhlResource(base_url=sim_url, token=SIM_TOKEN),
         },
-        run_config={
-            "ops": {
-                a.op.name: {"config": {"since": BACKFILL.since.isoformat()}}
-                for a in ghl_pull_assets
-            }  # fmt: skip
-        },
+        run_config={"ops": {"pull_ghl_streams": {"config": {"since": BACKFILL.since.isoformat()}}}},
     )
     assert result.success
     records = {
-        m.event_specific_data.materialization.asset_key.path[-1]:
-        m.event_specific_data.materialization.metadata["records"].value
-        for m in result.get_asset_materialization_events()
-    }  # fmt: skip
-    assert records["contacts"] == len(live(studio.contacts))
+        e.asset_key.path[-1]: e.materialization.metadata["records"].value
+        for e in result.get_asset_materialization_events()
+    }
+    assert records["ghl_contacts"] == len(live(studio.contacts))
+    assert records["ghl_appointments"] == records["ghl_appointment_start_times"] > 0
+    assert {"ghl_messages", "ghl_opportunities"} <= set(records)
     with fresh_database.connect() as admin:
-        statuses = admin.execute("SELECT DISTINCT last_status FROM raw.pull_state").fetchall()
-    assert statuses == [("succeeded",)]
+        pulled = admin.execute("SELECT DISTINCT location_id, last_status FROM raw.pull_state")
+        # the studio still being backfilled is left to its backfill
+        assert pulled.fetchall() == [(studio.location_id, "succeeded")]
+
+
+def test_a_second_pull_of_a_stream_already_being_pulled_steps_aside(
+    conn, fresh_database: Database, studio, sim_url
+) -> None:
+    started = []
+
+    def pull_again_meanwhile(result) -> None:  # noqa: ANN001
+        if not started:
+            with fresh_database.connect(autocommit=True) as other, client_for(sim_url) as c:
+                started.append(pull_stream(other, c, studio.location_id, "opportunities"))
+
+    with client_for(sim_url) as client:
+        first = pull_stream(conn, client, studio.location_id, "opportunities",
+                            options=BACKFILL, on_page=pull_again_meanwhile)  # fmt: skip
+    assert started[0].skipped and started[0].records == 0
+    assert not first.skipped and first.records == len(live(studio.opportunities))

@@ -1,46 +1,154 @@
-"""Jobs the sensors launch and people run from the Dagster UI."""
+"""Jobs the sensors and schedules launch and people run from the Dagster UI.
+
+Landing jobs (webhook ingest, pulls, the history backfill, dead-letter retries) are one op
+each on the in-process executor: a run is one process, quick to start, and reports the
+raw tables it changed as materializations, which is what refreshes the dbt models. Each
+kind of landing run has its own lane (`trainu/lane`, limited in `dagster.yaml`), so one
+kind never fills the run slots the others need.
+"""
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
 
 from dagster import (
+    AssetMaterialization,
     AssetSelection,
+    Config,
     DefaultScheduleStatus,
     OpExecutionContext,
     ScheduleDefinition,
     define_asset_job,
+    in_process_executor,
     job,
     op,
 )
 
 from trainu_dagster.assets.dbt import trainu_dbt_models
-from trainu_dagster.assets.pulls import ghl_pull_assets
-from trainu_dagster.assets.raw import ghl_raw_tables
+from trainu_dagster.assets.raw import raw_materializations
+from trainu_dagster.ingest import backfill
+from trainu_dagster.ingest.drain import DrainLimits, drain
+from trainu_dagster.ingest.process import IngestSummary
+from trainu_dagster.ingest.pull import (
+    STREAMS,
+    PullOptions,
+    PullResult,
+    backfilled_locations,
+    pull_stream,
+)
 from trainu_dagster.ingest.retry import retry_due
+from trainu_dagster.resources.ghl import GhlResource
 from trainu_dagster.resources.postgres import PostgresResource
 
-ingest_webhook_events = define_asset_job(
-    "ingest_webhook_events",
-    selection=AssetSelection.assets(ghl_raw_tables),
-    description="Apply a range of landed webhook deliveries to the raw GHL tables.",
+LANE = "trainu/lane"
+LOCATION_TAG = "trainu/location_id"
+# The sensors relaunch what is needed; Dagster's own retries would only queue twins.
+NO_RETRIES = {"dagster/max_retries": 0}
+STREAM_ENTITIES = {
+    "contacts": "contact",
+    "appointments": "appointment",
+    "messages": "message",
+    "opportunities": "opportunity",
+}
+
+
+# --- webhook ingest ------------------------------------------------------------------------
+
+
+class IngestConfig(Config):
+    max_seconds: float = DrainLimits.max_seconds
+    idle_seconds: float = DrainLimits.idle_seconds
+    report_seconds: float = DrainLimits.report_seconds
+
+
+@op(description="Apply landed webhook deliveries to the raw GHL tables as they arrive.")
+def apply_webhook_deliveries(
+    context: OpExecutionContext, config: IngestConfig, database: PostgresResource
+) -> None:
+    def report(summary: IngestSummary) -> None:
+        metadata = {
+            "deliveries": summary.claimed,
+            "flagged": summary.flagged,
+            "unknown": summary.unknown,
+            "failed": summary.failed,
+        }
+        for materialization in raw_materializations(summary.by_entity, metadata):
+            context.log_event(materialization)
+        context.log.info(
+            f"{summary.claimed} deliveries: {summary.processed} applied ({summary.flagged} "
+            f"flagged), {summary.unknown} of unknown types kept, {summary.failed} sent to the "
+            "dead-letter queue"
+        )
+
+    limits = DrainLimits(
+        max_seconds=config.max_seconds,
+        idle_seconds=config.idle_seconds,
+        report_seconds=config.report_seconds,
+    )
+    drain(database.database().connect, limits, report)
+
+
+@job(
+    executor_def=in_process_executor,
+    tags={LANE: "ingest", **NO_RETRIES},
+    description="Apply webhook deliveries as they land, for a bounded time (the sensor keeps "
+    "one run going while deliveries flow).",
 )
+def ingest_webhook_events() -> None:
+    apply_webhook_deliveries()
 
 
-@op
-def retry_due_dead_letters(context: OpExecutionContext, database: PostgresResource) -> None:
-    with database.connect() as conn:
-        reports = retry_due(conn)
-    outcomes = [f"{r.item_id}:{r.outcome}" for r in reports]
-    context.log.info(f"retried {len(reports)} dead-letter items: {', '.join(outcomes) or 'none'}")
+# --- REST pulls ----------------------------------------------------------------------------
 
 
-@job(description="Retry dead-letter items whose backoff has elapsed.")
-def retry_dead_letters() -> None:
-    retry_due_dead_letters()
+class PullConfig(Config):
+    since: str | None = None  # ISO date-time with offset: pull from here instead of the cursor
+    full: bool = False  # sweep contacts/opportunities from the start (daily reconcile)
+
+    def options(self) -> PullOptions:
+        since = datetime.fromisoformat(self.since) if self.since else None
+        if since is not None and since.tzinfo is None:
+            raise ValueError(f"since must carry a UTC offset, got {self.since!r}")
+        return PullOptions(since=since, full=self.full)
 
 
-pull_ghl = define_asset_job(
-    "pull_ghl",
-    selection=AssetSelection.assets(*ghl_pull_assets),
-    description="Pull every GHL stream of every registered studio from its cursor.",
-)
+def pulled(result: PullResult) -> Iterator[AssetMaterialization]:
+    metadata = {"location_id": result.location_id, "stream": result.stream,
+                "records": result.records, "pages": result.pages}  # fmt: skip
+    yield from raw_materializations({STREAM_ENTITIES[result.stream]: result.applied}, metadata)
+
+
+@op(description="Pull every GHL stream of every backfilled studio from its cursor.")
+def pull_ghl_streams(
+    context: OpExecutionContext,
+    config: PullConfig,
+    database: PostgresResource,
+    ghl: GhlResource,
+) -> None:
+    options = config.options()
+    with ghl.client() as client, database.connect(autocommit=True) as conn:
+        for location_id in backfilled_locations(conn):
+            for stream in STREAMS:
+                result = pull_stream(conn, client, location_id, stream, options=options)
+                context.log.info(describe(result))
+                for materialization in pulled(result):
+                    context.log_event(materialization)
+
+
+def describe(result: PullResult) -> str:
+    if result.skipped:
+        return f"{result.location_id} {result.stream}: skipped, another pull of it is running"
+    return (
+        f"{result.location_id} {result.stream}: {result.records} records in {result.pages} "
+        f"pages ({result.applied} applied, {result.stale} older than stored, "
+        f"{result.rejected} rejected{', resumed' if result.resumed else ''})"
+    )
+
+
+@job(executor_def=in_process_executor, tags={LANE: "pull", **NO_RETRIES},
+     description="Pull GHL through the REST API: what webhooks missed.")  # fmt: skip
+def pull_ghl() -> None:
+    pull_ghl_streams()
+
 
 # Webhooks bring changes within seconds; the pull catches what they missed.
 pull_ghl_schedule = ScheduleDefinition(
@@ -54,9 +162,67 @@ reconcile_ghl_schedule = ScheduleDefinition(
     name="reconcile_ghl_daily",
     job=pull_ghl,
     cron_schedule="30 3 * * *",
-    run_config={"ops": {asset.op.name: {"config": {"full": True}} for asset in ghl_pull_assets}},
+    run_config={"ops": {"pull_ghl_streams": {"config": {"full": True}}}},
     default_status=DefaultScheduleStatus.RUNNING,
 )
+
+
+# --- a new studio's history ----------------------------------------------------------------
+
+
+class BackfillConfig(Config):
+    location_id: str
+
+
+@op(description="Pull a newly seen studio's history (resumes where an earlier attempt stopped).")
+def backfill_studio_history(
+    context: OpExecutionContext,
+    config: BackfillConfig,
+    database: PostgresResource,
+    ghl: GhlResource,
+) -> None:
+    def page(result: PullResult) -> None:
+        share = f", {result.progress:.0%} of its range" if result.progress is not None else ""
+        context.log.info(
+            f"{result.location_id} {result.stream}: {result.records} records so far "
+            f"({result.pages} pages{share})"
+        )
+
+    def stream_done(result: PullResult) -> None:
+        context.log.info(describe(result))
+        for materialization in pulled(result):
+            context.log_event(materialization)
+
+    with ghl.client() as client, database.connect(autocommit=True) as conn:
+        since = backfill.load(conn, config.location_id).since
+        context.log.info(f"{config.location_id}: pulling history since {since:%Y-%m-%d}")
+        backfill.run_backfill(conn, client, config.location_id, on_page=page, on_stream=stream_done)
+
+
+@job(executor_def=in_process_executor, tags={LANE: "backfill", **NO_RETRIES},
+     description="A studio's history, pulled when TrainU first sees the studio.")  # fmt: skip
+def backfill_ghl_history() -> None:
+    backfill_studio_history()
+
+
+# --- dead letters ----------------------------------------------------------------------------
+
+
+@op
+def retry_due_dead_letters(context: OpExecutionContext, database: PostgresResource) -> None:
+    with database.connect() as conn:
+        reports = retry_due(conn, now=datetime.now(UTC))
+    outcomes = [f"{r.item_id}:{r.outcome}" for r in reports]
+    context.log.info(f"retried {len(reports)} dead-letter items: {', '.join(outcomes) or 'none'}")
+
+
+@job(executor_def=in_process_executor, tags={LANE: "retry", **NO_RETRIES},
+     description="Retry dead-letter items whose backoff has elapsed.")  # fmt: skip
+def retry_dead_letters() -> None:
+    retry_due_dead_letters()
+
+
+# --- models ----------------------------------------------------------------------------------
 
 build_models = define_asset_job(
     "build_models",

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     webhook_rate_limit_per_minute: int = Field(
         default=100_000, ge=1, description="Requests per sending address and route per minute."
     )
+    backfill_months: int = Field(
+        default=12, ge=1, le=120, description="History pulled when a studio is first seen."
+    )
 
     # --- LLM ----------------------------------------------------------------------------
     openai_api_key: SecretStr | None = Field(

@@ -1,8 +1,8 @@
 """The dbt project as Dagster assets: staging, intermediate and marts, downstream of the
 raw GHL tables; dbt tests become asset checks.
 
-Models refresh themselves after ingestion (declarative automation): when a raw table is
-materialised by webhook ingest or a pull, the models reading it and everything below them
+Models refresh themselves after ingestion (declarative automation): when webhook ingest or
+a pull reports a raw table materialized, the models reading it and everything below them
 are requested together on the next automation tick.
 """
 
@@ -14,7 +14,6 @@ from typing import Any
 
 from dagster import (
     AssetExecutionContext,
-    AssetKey,
     AssetSelection,
     AssetSpec,
     AutomationCondition,
@@ -29,23 +28,26 @@ DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 dbt_project.prepare_if_dev()
 
-# raw table -> the pull asset that also writes it (webhook ingest writes them all)
-PULLED_BY = {
-    "ghl_contacts": AssetKey(["ghl_api", "contacts"]),
-    "ghl_appointments": AssetKey(["ghl_api", "appointments"]),
-    "ghl_appointment_start_times": AssetKey(["ghl_api", "appointments"]),
-    "ghl_messages": AssetKey(["ghl_api", "messages"]),
-    "ghl_opportunities": AssetKey(["ghl_api", "opportunities"]),
-}
-
-# eager(), except that only a missing dbt model blocks a refresh: app tables are written
-# by the app, not Dagster, and a studio may be served by webhooks or by pulls alone.
-REFRESH_AFTER_INGEST = AutomationCondition.eager().replace(
-    "any_deps_missing",
-    AutomationCondition.any_deps_missing().ignore(
-        AssetSelection.key_prefixes("raw", "app", "ghl_api")
-    ),
+# eager(), except that:
+# - a model that was never built is built (eager only builds one that *became* missing while
+#   automation watched, so a first start, or a model whose sources are app tables nobody
+#   reports, would wait for the nightly build);
+# - only a missing dbt model blocks a refresh: app tables are written by the app, not
+#   Dagster, and a raw table a studio does not use is never materialized.
+REFRESH_AFTER_INGEST = (
+    AutomationCondition.eager()
+    .replace("newly_missing", AutomationCondition.missing())
+    .replace(
+        "any_deps_missing",
+        AutomationCondition.any_deps_missing().ignore(
+            AssetSelection.key_prefixes("raw", "app", include_sources=True)
+        ),
+    )
 )
+# dbt's default (eager) runs a test as soon as one of its models is selected, so a subset
+# run would test `bookings` against `stg_ghl__contacts` before `bookings` ever existed.
+# `buildable` runs a test only when each of its models is selected or upstream of one.
+INDIRECT_SELECTION = {"DBT_INDIRECT_SELECTION": "buildable"}
 
 
 class TrainuDbtTranslator(DagsterDbtTranslator):
@@ -58,15 +60,9 @@ class TrainuDbtTranslator(DagsterDbtTranslator):
         node = manifest["nodes"].get(unique_id)
         if node is None or node["resource_type"] != "model":
             return spec
-        pulls = [
-            PULLED_BY[manifest["sources"][parent]["name"]]
-            for parent in node["depends_on"]["nodes"]
-            if parent.startswith("source.") and manifest["sources"][parent]["name"] in PULLED_BY
-        ]
         return spec.replace_attributes(
             group_name=f"dbt_{node['fqn'][1]}",  # dbt_staging, dbt_intermediate, dbt_marts
             automation_condition=REFRESH_AFTER_INGEST,
-            deps=[*spec.deps, *pulls],
         )
 
 
@@ -113,6 +109,6 @@ def trainu_dbt_models(
     dbt: DbtCliResource,
     database: PostgresResource,
 ) -> Iterator[Any]:
-    with _environment(database.database().libpq_env()):
+    with _environment({**database.database().libpq_env(), **INDIRECT_SELECTION}):
         args = dbt_build_args(full_refresh=config.full_refresh, test_all_rows=config.test_all_rows)
         yield from dbt.cli(args, context=context).stream()

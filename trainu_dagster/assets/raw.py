@@ -1,67 +1,53 @@
-"""Raw GHL entity tables, materialised by applying landed webhook deliveries."""
+"""The raw GHL tables, as Dagster sees them: landed data that the dbt models read.
 
-from collections.abc import Iterator
+Webhook ingest and the REST pulls write them, so they are declared as assets that those
+jobs report materializations of (`raw_materializations`) rather than assets with a compute
+function of their own. That keeps a long-running ingest or backfill run from marking them
+"in progress", which would hold back the model refresh until the run ends.
+"""
 
-from dagster import (
-    AssetExecutionContext,
-    AssetSpec,
-    Config,
-    MaterializeResult,
-    multi_asset,
-)
+from collections.abc import Iterable, Iterator, Mapping
+
+from dagster import AssetKey, AssetMaterialization, AssetSpec, MetadataValue
 
 from trainu_dagster.ingest.apply import TABLES
-from trainu_dagster.ingest.process import process_pending
-from trainu_dagster.resources.postgres import PostgresResource
 
-# entity name in parsed events -> the raw table it lands in
+# entity name in parsed changes -> the raw table it lands in
 RAW_TABLES = {entity: table for entity, (table, _, _) in TABLES.items()}
 # written with the appointments, in the same transaction (see ingest.apply)
 START_TIMES = "ghl_appointment_start_times"
 
-
-class WebhookBatch(Config):
-    """An id range of `raw.webhook_events`; only still-pending events in it are processed."""
-
-    min_id: int
-    max_id: int
-
-
-@multi_asset(
-    specs=[
-        AssetSpec(
-            ["raw", table],
-            group_name="raw",
-            kinds={"postgres"},
-            description=f"Latest GHL {entity} state, last write wins by source time.",
-        )
-        for entity, table in RAW_TABLES.items()
-    ]
-    + [
-        AssetSpec(
-            ["raw", START_TIMES],
-            group_name="raw",
-            kinds={"postgres"},
-            description="Every start time each GHL appointment was seen at (reschedules).",
-        )
-    ],
-    name="ghl_raw_tables",
-)
-def ghl_raw_tables(
-    context: AssetExecutionContext, config: WebhookBatch, database: PostgresResource
-) -> Iterator[MaterializeResult]:
-    with database.connect() as conn:
-        summary = process_pending(conn, min_id=config.min_id, max_id=config.max_id)
-    context.log.info(
-        f"events {config.min_id}..{config.max_id}: {summary.processed} processed "
-        f"({summary.flagged} flagged), {summary.failed} sent to the dead-letter queue"
+ghl_raw_tables = [
+    AssetSpec(
+        ["raw", table],
+        group_name="raw",
+        kinds={"postgres"},
+        description=f"Latest GHL {entity} state, merged field by field by source time, "
+        "from webhooks and REST pulls.",
     )
-    for entity, table in [*RAW_TABLES.items(), ("appointment", START_TIMES)]:
-        yield MaterializeResult(
-            asset_key=["raw", table],
-            metadata={
-                "changes": summary.by_entity[entity],
-                "events_processed": summary.processed,
-                "events_failed": summary.failed,
-            },
-        )
+    for entity, table in RAW_TABLES.items()
+] + [
+    AssetSpec(
+        ["raw", START_TIMES],
+        group_name="raw",
+        kinds={"postgres"},
+        description="Every start time each GHL appointment was seen at (reschedules).",
+    )
+]
+
+
+def raw_materializations(
+    changes_by_entity: Mapping[str, int], metadata: Mapping[str, int | str]
+) -> Iterator[AssetMaterialization]:
+    """One materialization per raw table that received changes, with `metadata`."""
+    for entity, count in changes_by_entity.items():
+        if not count:
+            continue
+        tables: Iterable[str] = [RAW_TABLES[entity]]
+        if entity == "appointment":
+            tables = [RAW_TABLES[entity], START_TIMES]
+        for table in tables:
+            yield AssetMaterialization(
+                asset_key=AssetKey(["raw", table]),
+                metadata={"changes": MetadataValue.int(count), **metadata},
+            )

@@ -8,9 +8,11 @@ webhook parser and the same last-write-wins upsert, so a pull and a webhook for 
 entity converge on the newest state whichever lands first.
 
 How each stream moves forward, given what GHL's API offers:
-- contacts, opportunities: keyset paging in creation order. An incremental run continues
-  after the last record seen (new records); a full run (backfill, daily reconcile) sweeps
-  everything, which is how changes to old records that no webhook reported come in.
+- contacts: the contact search sorted by update time, from the last update seen (minus an
+  overlap); a full run (backfill, daily reconcile) sweeps every contact, however old.
+- opportunities: keyset paging in creation order. An incremental run continues after the
+  last record seen (new records); a full run sweeps everything, which is how changes to
+  old records that no webhook reported come in.
 - appointments: no paging and no "changed since": windows of start time, sliced, per
   calendar. Every run re-reads `lookback` of the past (sessions are marked showed or
   no-show after they happen) up to `horizon` ahead.
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, get_args
@@ -72,6 +74,8 @@ class PullResult:
     opt_outs: int = 0
     rejected: int = 0
     resumed: bool = False
+    skipped: bool = False  # another pull of this stream of this studio was running
+    progress: float | None = None  # share of the range covered, where the stream knows it
 
 
 OnPage = Callable[[PullResult], None]  # called after each committed page
@@ -87,8 +91,39 @@ def pull_stream(
     now: datetime | None = None,
     on_page: OnPage | None = None,
 ) -> PullResult:
-    """Pull one stream of one location to its end; `conn` must be in autocommit mode."""
-    options = options or PullOptions()
+    """Pull one stream of one location to its end; `conn` must be in autocommit mode.
+
+    One pull per (studio, stream) at a time, across processes (the schedule, a backfill, the
+    CLI): a second one finds the lock taken and returns at once, marked `skipped`."""
+    with _only_pull(conn, location_id, stream) as mine:
+        if not mine:
+            log.info("pull_skipped_busy", location_id=location_id, stream=stream)
+            return PullResult(location_id, stream, skipped=True)
+        return _pull(conn, client, location_id, stream, options or PullOptions(), now, on_page)
+
+
+@contextmanager
+def _only_pull(conn: psycopg.Connection, location_id: str, stream: Stream) -> Iterator[bool]:
+    """A session advisory lock on (studio, stream); yields whether this session holds it."""
+    key = f"pull:{location_id}:{stream}"
+    row = conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (key,)).fetchone()
+    held = bool(row and row[0])
+    try:
+        yield held
+    finally:
+        if held:
+            conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
+
+
+def _pull(
+    conn: psycopg.Connection,
+    client: GhlClient,
+    location_id: str,
+    stream: Stream,
+    options: PullOptions,
+    now: datetime | None,
+    on_page: OnPage | None,
+) -> PullResult:
     now = now or datetime.now(UTC)
     state = _load_state(conn, location_id, stream)
     resumed = state["last_status"] in ("running", "failed") and bool(state["cursor"])
@@ -143,7 +178,7 @@ def _apply_page(
         result.opt_outs += record_opt_outs(conn, opt_outs)
         for record, error in rejected:
             _reject(conn, result, record, error)
-        watermark = max((c.source_updated_at for c in changes), default=None)
+        watermark = max((c.source_updated_at for c in changes if c.source_updated_at), default=None)
         conn.execute(
             """UPDATE raw.pull_state
                SET cursor = %s, records_pulled = records_pulled + %s,
@@ -156,6 +191,16 @@ def _apply_page(
     result.applied += applied.applied
     result.stale += applied.stale
     result.rejected += len(rejected)
+    result.progress = progress(result.stream, cursor)
+
+
+def progress(stream: Stream, cursor: Cursor) -> float | None:
+    """How much of its range a stream has covered, where the cursor tells: the appointment
+    windows walk a known span of time; the listings only know where they are."""
+    if stream != "appointments" or not cursor.get("start"):
+        return None
+    start, at, end = (datetime.fromisoformat(cursor[k]) for k in ("start", "next", "end"))
+    return 1.0 if end <= start else min(1.0, (at - start) / (end - start))
 
 
 def _parse(
@@ -246,24 +291,31 @@ def _fresh_cursor(
     stream: Stream, state: Mapping[str, Any], options: PullOptions, now: datetime
 ) -> Cursor:
     previous: Cursor = state["cursor"] or {}
-    if stream in ("contacts", "opportunities"):
-        full = options.full or options.since is not None
+    full = options.full or options.since is not None
+    if stream == "opportunities":
         return {"after": None if full else previous.get("after")}
+    watermark: datetime | None = state["watermark"]
+    since = watermark - options.overlap if watermark else None
+    if stream == "contacts":  # a studio's clients may have joined long before its history
+        return {"since": None if full else _iso(since), "after": None}
     if stream == "appointments":
         start = options.since or now - options.lookback
         return {
+            "start": start.isoformat(),
             "next": start.isoformat(),
             "end": (now + options.horizon).isoformat(),
             "window_seconds": options.window.total_seconds(),
         }
-    watermark: datetime | None = state["watermark"]
-    since = options.since or (watermark - options.overlap if watermark else None)
-    return {"since": since.isoformat() if since else None, "channel": 0, "page": None}
+    return {"since": _iso(options.since or since), "channel": 0, "page": None}
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
 
 
 def _completed_cursor(stream: Stream, cursor: Cursor) -> Cursor:
     """What the next incremental run starts from."""
-    if stream in ("contacts", "opportunities"):
+    if stream == "opportunities":
         return {"after": cursor.get("after")}
     return {}
 
@@ -271,25 +323,33 @@ def _completed_cursor(stream: Stream, cursor: Cursor) -> Cursor:
 # --- paging per stream ---------------------------------------------------------------------
 
 
-def _keyset_pages(
-    fetch: Callable[[Cursor | None], Any], key_field: str
-) -> Callable[[GhlClient, str, Cursor], Iterator[PageOfRecords]]:
-    def pages(client: GhlClient, location_id: str, cursor: Cursor) -> Iterator[PageOfRecords]:
-        after = cursor.get("after")
-        while True:
-            page = fetch(client)(location_id, after)
-            if page.records:
-                last = page.records[-1]
-                added = parse_timestamp(last.get(key_field))
-                after = {
-                    "startAfter": epoch_ms(added) if added else None,
-                    "startAfterId": last["id"],
-                }
-            yield page.records, {"after": after}
-            if page.next_cursor is None:
-                return
+def _contact_pages(client: GhlClient, location_id: str, cursor: Cursor) -> Iterator[PageOfRecords]:
+    """The contact search, least recently updated first, resumed after the last key seen."""
+    since = datetime.fromisoformat(cursor["since"]) if cursor.get("since") else None
+    after = cursor.get("after")
+    while True:
+        page = client.search_contacts(location_id, updated_since=since, search_after=after)
+        if page.records:
+            after = page.records[-1].get("searchAfter", after)
+        yield page.records, {"since": cursor.get("since"), "after": after}
+        if page.next_cursor is None:
+            return
 
-    return pages
+
+def _opportunity_pages(
+    client: GhlClient, location_id: str, cursor: Cursor
+) -> Iterator[PageOfRecords]:
+    """Keyset paging in creation order, resumed after the last (createdAt, id) seen."""
+    after = cursor.get("after")
+    while True:
+        page = client.opportunities(location_id, after)
+        if page.records:
+            last = page.records[-1]
+            added = parse_timestamp(last.get("createdAt"))
+            after = {"startAfter": epoch_ms(added) if added else None, "startAfterId": last["id"]}
+        yield page.records, {"after": after}
+        if page.next_cursor is None:
+            return
 
 
 def _appointment_pages(
@@ -338,13 +398,23 @@ def _message_pages(client: GhlClient, location_id: str, cursor: Cursor) -> Itera
 
 MESSAGE_LISTINGS = (None, "Email")
 PAGERS: dict[Stream, Callable[[GhlClient, str, Cursor], Iterator[PageOfRecords]]] = {
-    "contacts": _keyset_pages(lambda client: client.contacts, "dateAdded"),
-    "opportunities": _keyset_pages(lambda client: client.opportunities, "createdAt"),
+    "contacts": _contact_pages,
+    "opportunities": _opportunity_pages,
     "appointments": _appointment_pages,
     "messages": _message_pages,
 }
 
 
 def registered_locations(conn: psycopg.Connection) -> list[str]:
-    """The studios TrainU serves (`trainu locations add`): what pulls cover."""
+    """The studios TrainU serves (`trainu locations add`)."""
     return [row[0] for row in conn.execute("SELECT location_id FROM app.locations ORDER BY 1")]
+
+
+def backfilled_locations(conn: psycopg.Connection) -> list[str]:
+    """The studios whose history has landed: what the scheduled pulls keep up to date (a new
+    studio's first pull is its backfill, see `ingest.backfill`)."""
+    rows = conn.execute(
+        """SELECT l.location_id FROM app.locations l
+           JOIN raw.backfills b USING (location_id) WHERE b.status = 'succeeded' ORDER BY 1"""
+    )
+    return [row[0] for row in rows]
