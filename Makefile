@@ -3,7 +3,7 @@
 UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 
-.PHONY: up test install manifest bench-webhooks bench-pulls bench-dbt
+.PHONY: up test install manifest bench-webhooks bench-pulls bench-dbt bench-ingest
 
 install:
 	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --quiet --user "uv==$(UV_VERSION)"
@@ -30,3 +30,6 @@ bench-pulls: install
 
 bench-dbt: install
 	"$(UV)" run python benchmarks/dbt_build.py
+
+bench-ingest: manifest
+	"$(UV)" run python benchmarks/ingest_stack.py

@@ -86,8 +86,10 @@ def test_each_kind_of_landing_run_has_a_lane_of_one(dagster_home: Path) -> None:
     for name, lane in LANDING_JOBS.items():
         landing = defs.resolve_job_def(name)
         assert landing.tags[LANE] == lane
-        assert landing.executor_def is in_process_executor  # one process, quick to start
         assert landing.tags["dagster/max_retries"] == "0"  # the sensors relaunch instead
+    # every run, model refreshes too, is one process: quick to start, the code loaded once
+    for name in [*LANDING_JOBS, "build_models"]:
+        assert defs.resolve_job_def(name).executor_def is in_process_executor
 
 
 def test_definitions_load_in_process() -> None:

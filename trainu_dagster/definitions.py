@@ -1,6 +1,6 @@
 """The one Dagster code location: every asset, job, sensor and resource is wired here."""
 
-from dagster import Definitions
+from dagster import Definitions, in_process_executor
 from dagster_dbt import DbtCliResource
 
 from sensors import all_sensors
@@ -28,6 +28,9 @@ defs = Definitions(
     jobs=[ingest_webhook_events, pull_ghl, backfill_ghl_history, retry_dead_letters, build_models],
     schedules=[pull_ghl_schedule, reconcile_ghl_schedule, build_models_nightly],
     sensors=all_sensors,
+    # A run is one process: every job here is one op (a landing loop, one dbt build), and a
+    # step process would load the whole code location a second time for nothing.
+    executor=in_process_executor,
     resources={
         "database": PostgresResource(),
         "ghl": GhlResource(),

@@ -1,8 +1,9 @@
 """Jobs the sensors and schedules launch and people run from the Dagster UI.
 
 Landing jobs (webhook ingest, pulls, the history backfill, dead-letter retries) are one op
-each on the in-process executor: a run is one process, quick to start, and reports the
-raw tables it changed as materializations, which is what refreshes the dbt models. Each
+each (every job runs on the in-process executor, set in `definitions.py`: a run is one
+process, quick to start) and report the raw tables they changed as materializations,
+which is what refreshes the dbt models. Each
 kind of landing run has its own lane (`trainu/lane`, limited in `dagster.yaml`), so one
 kind never fills the run slots the others need.
 """
@@ -18,7 +19,6 @@ from dagster import (
     OpExecutionContext,
     ScheduleDefinition,
     define_asset_job,
-    in_process_executor,
     job,
     op,
 )
@@ -88,7 +88,6 @@ def apply_webhook_deliveries(
 
 
 @job(
-    executor_def=in_process_executor,
     tags={LANE: "ingest", **NO_RETRIES},
     description="Apply webhook deliveries as they land, for a bounded time (the sensor keeps "
     "one run going while deliveries flow).",
@@ -144,8 +143,10 @@ def describe(result: PullResult) -> str:
     )
 
 
-@job(executor_def=in_process_executor, tags={LANE: "pull", **NO_RETRIES},
-     description="Pull GHL through the REST API: what webhooks missed.")  # fmt: skip
+@job(
+    tags={LANE: "pull", **NO_RETRIES},
+    description="Pull GHL through the REST API: what webhooks missed.",
+)
 def pull_ghl() -> None:
     pull_ghl_streams()
 
@@ -199,8 +200,10 @@ def backfill_studio_history(
         backfill.run_backfill(conn, client, config.location_id, on_page=page, on_stream=stream_done)
 
 
-@job(executor_def=in_process_executor, tags={LANE: "backfill", **NO_RETRIES},
-     description="A studio's history, pulled when TrainU first sees the studio.")  # fmt: skip
+@job(
+    tags={LANE: "backfill", **NO_RETRIES},
+    description="A studio's history, pulled when TrainU first sees the studio.",
+)
 def backfill_ghl_history() -> None:
     backfill_studio_history()
 
@@ -216,8 +219,10 @@ def retry_due_dead_letters(context: OpExecutionContext, database: PostgresResour
     context.log.info(f"retried {len(reports)} dead-letter items: {', '.join(outcomes) or 'none'}")
 
 
-@job(executor_def=in_process_executor, tags={LANE: "retry", **NO_RETRIES},
-     description="Retry dead-letter items whose backoff has elapsed.")  # fmt: skip
+@job(
+    tags={LANE: "retry", **NO_RETRIES},
+    description="Retry dead-letter items whose backoff has elapsed.",
+)
 def retry_dead_letters() -> None:
     retry_due_dead_letters()
 

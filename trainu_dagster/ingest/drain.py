@@ -28,8 +28,8 @@ CHANNEL = "trainu_webhook_events"
 
 @dataclass(frozen=True)
 class DrainLimits:
-    max_seconds: float = 300.0  # then the run ends and its queued successor takes over
-    idle_seconds: float = 60.0  # ...or sooner, after this long with nothing landed
+    max_seconds: float = 1800.0  # then the run ends and its queued successor takes over
+    idle_seconds: float = 300.0  # ...or sooner, after this long with nothing landed
     report_seconds: float = 60.0  # how often progress is reported (and models refreshed)
     poll_seconds: float = 2.0  # look again at least this often, notification or not
 
