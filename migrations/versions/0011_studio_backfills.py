@@ -17,9 +17,7 @@ down_revision = "0010"
 branch_labels = None
 depends_on = None
 
-OWNER = (
-    "location_id = (SELECT app.session_location()) AND (SELECT app.session_role()) = 'owner'"
-)
+OWNER = "location_id = (SELECT app.session_location()) AND (SELECT app.session_role()) = 'owner'"
 
 
 def upgrade() -> None:
