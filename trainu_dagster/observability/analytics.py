@@ -13,8 +13,6 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
-from posthog import Posthog
-
 from trainu_dagster.observability.logging import get_logger, redact
 from trainu_dagster.settings import Settings, get_settings
 
@@ -35,6 +33,10 @@ class ProductAnalytics:
     def __init__(
         self, api_key: str, *, host: str, max_retries: int = 3, timeout: float = 10.0
     ) -> None:
+        # Imported only here: a process without a PostHog key (an ingest run, most of the
+        # time) never loads the client and its HTTP stack.
+        from posthog import Posthog
+
         self._client = Posthog(
             api_key,
             host=host,
