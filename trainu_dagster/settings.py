@@ -77,12 +77,22 @@ class Settings(BaseSettings):
         default="gpt-4o-mini",
         validation_alias=AliasChoices("OPENAI_MODEL", "TRAINU_OPENAI_MODEL"),
     )
+    openai_timeout_seconds: float = Field(
+        default=20.0, gt=0, description="Per request; past it the draft comes from a template."
+    )
+    openai_max_concurrency: int = Field(
+        default=8, ge=1, le=64, description="Drafts requested from the model at once."
+    )
 
     # --- messaging policy ---------------------------------------------------------------
     quiet_hours_start: time = Field(default=time(21, 0), description="No sends from (local).")
     quiet_hours_end: time = Field(default=time(8, 0), description="No sends until (local).")
     cap_per_day: int = Field(default=1, ge=0, description="Max messages per client per 24 h.")
     cap_per_week: int = Field(default=3, ge=0, description="Max messages per client per 7 days.")
+    allowed_link_domains: list[str] = Field(
+        default_factory=list,
+        description="Domains a draft may link to (the studio's own); any other link fails it.",
+    )
 
     # --- optional telemetry -------------------------------------------------------------
     posthog_api_key: SecretStr | None = Field(
