@@ -14,6 +14,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from trainu_dagster.insights.config import RiskConfig
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -89,6 +91,10 @@ class Settings(BaseSettings):
     quiet_hours_end: time = Field(default=time(8, 0), description="No sends until (local).")
     cap_per_day: int = Field(default=1, ge=0, description="Max messages per client per 24 h.")
     cap_per_week: int = Field(default=3, ge=0, description="Max messages per client per 7 days.")
+    risk_model: RiskConfig = Field(
+        default_factory=RiskConfig,
+        description='Risk weights and thresholds (JSON), e.g. {"high_from": 0.65}.',
+    )
     allowed_link_domains: list[str] = Field(
         default_factory=list,
         description="Domains a draft may link to (the studio's own); any other link fails it.",

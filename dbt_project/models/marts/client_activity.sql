@@ -1,7 +1,10 @@
 -- Per client, the attendance and goal signals the risk score reads, as of as_of():
--- days since the last attended session, sessions attended in the last 28 days against
+-- days since the last attended session and the client's usual gap between sessions
+-- (the median over the last 120 days), sessions attended in the last 28 days against
 -- the 28 before (the trend), recent no-shows and cancellations, the next booking, and
 -- whether an active goal has stalled (flat or regressing, or no entry for 21 days).
+-- trainu_dagster/insights/features.py computes the same columns as of any past day for
+-- the backtest; a test holds the two to the same numbers.
 
 with clients as (
     select * from {{ ref('stg_app__clients') }}
@@ -72,6 +75,28 @@ activity as (
     ) as earlier on true
 ),
 
+gaps as (
+    -- days between consecutive attended sessions of the last 120 days, per client
+    select
+        location_id,
+        contact_id,
+        percentile_cont(0.5) within group (order by gap_days) as usual_gap_days
+    from (
+        select
+            location_id,
+            contact_id,
+            extract(epoch from start_at - lag(start_at) over (
+                partition by location_id, contact_id order by start_at
+            )) / 86400.0 as gap_days
+        from {{ ref('bookings') }}
+        where outcome = 'showed' and not is_deleted
+            and start_at > {{ as_of() }} - interval '120 days'
+            and start_at <= {{ as_of() }}
+    ) as attended
+    where gap_days is not null
+    group by location_id, contact_id
+),
+
 goals as (
     select
         client_id,
@@ -97,6 +122,7 @@ select
     activity.last_attended_at,
     floor(extract(epoch from {{ as_of() }} - activity.last_attended_at) / 86400)::integer
         as days_since_last_attended,
+    round(gaps.usual_gap_days::numeric, 2) as usual_gap_days,
     coalesce(activity.attended_last_28d, 0) as attended_last_28d,
     coalesce(activity.attended_prior_28d, 0) as attended_prior_28d,
     coalesce(activity.attended_last_28d, 0) - coalesce(activity.attended_prior_28d, 0)
@@ -108,4 +134,5 @@ select
     coalesce(goals.active_goals, 0) as active_goals,
     coalesce(goals.stalled_goals, 0) > 0 as has_stalled_goal
 from activity
+left join gaps using (location_id, contact_id)
 left join goals using (client_id)
