@@ -104,7 +104,8 @@ def test_one_score_per_active_client_per_day_and_rerunning_adds_nothing(built: D
     score, band, features, reasons = stored
     assert 0 <= float(score) <= 1 and band in ("low", "medium", "high")
     assert set(features) == set(FEATURES)
-    assert all({"factor", "weight", "value", "points", "text"} == set(r) for r in reasons)
+    assert all({"factor", "weight", "value", "points"} == set(r) for r in reasons)
+    assert all(r["points"] > 0 for r in reasons)  # only what contributed
 
 
 def test_the_asset_scores_today_and_its_checks_pass_twice(built: Database) -> None:

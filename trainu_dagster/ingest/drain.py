@@ -6,7 +6,9 @@ statement notifies) and applies what arrives, within moments of its commit. It s
 `max_seconds`, or sooner when nothing has landed for `idle_seconds`; the webhook sensor
 keeps a successor queued while deliveries flow, so the number of runs grows with time, not
 with traffic. Progress is reported every `report_seconds`: the caller turns it into
-Dagster materializations, which is what refreshes the models downstream.
+Dagster materializations, which is what refreshes the models downstream. After each batch
+commits, `after_batch` (drafting) reacts to it in a transaction of its own, so what a
+delivery triggers happens within seconds, and a failure there never undoes a delivery.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ def drain(
     connect: Callable[..., psycopg.Connection],
     limits: DrainLimits,
     on_report: Callable[[IngestSummary], None],
+    after_batch: Callable[[psycopg.Connection, IngestSummary], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> IngestSummary:
     """Apply deliveries until the limits say stop; returns the run's totals. `connect`
@@ -49,6 +52,8 @@ def drain(
         while True:
             with conn.transaction():
                 batch = process_pending(conn)
+            if after_batch is not None and batch.delivered:
+                _react(conn, after_batch, batch)
             total.add(batch)
             unreported.add(batch)
             now = clock()
@@ -73,6 +78,20 @@ def drain(
         seconds=round(clock() - started, 1),
     )
     return total
+
+
+def _react(
+    conn: psycopg.Connection,
+    after_batch: Callable[[psycopg.Connection, IngestSummary], None],
+    batch: IngestSummary,
+) -> None:
+    try:
+        with conn.transaction():
+            after_batch(conn, batch)
+    except psycopg.OperationalError:
+        raise  # the database is gone: the run ends, the deliveries are safe
+    except Exception:  # noqa: BLE001 - reacting is best effort; the deliveries stand
+        log.exception("after_batch_failed", deliveries=len(batch.delivered))
 
 
 def _await_landing(listener: psycopg.Connection, timeout: float) -> None:

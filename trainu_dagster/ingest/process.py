@@ -59,6 +59,8 @@ class IngestSummary:
     stale: int = 0
     by_entity: Counter[str] = field(default_factory=Counter)
     by_location: Counter[str] = field(default_factory=Counter)
+    # this batch's applied deliveries, for what reacts to them (drafting); not summed by add
+    delivered: list[tuple[WebhookEvent, ParsedEvent]] = field(default_factory=list)
 
     def add(self, other: IngestSummary) -> None:
         for name in ("claimed", "processed", "flagged", "unknown", "failed", "applied", "stale"):
@@ -208,6 +210,7 @@ def _apply(
     )
     summary.applied += result.applied
     summary.stale += result.stale
+    summary.delivered.extend(batch)
     for (event, parsed), status in zip(batch, statuses, strict=True):
         summary.processed += status != "unknown"
         summary.flagged += status == "flagged"

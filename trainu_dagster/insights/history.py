@@ -9,6 +9,7 @@ then. History accumulates a row a day, which is what trends and the backtest rea
 
 from __future__ import annotations
 
+import io
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,8 +17,10 @@ from uuid import UUID
 
 import pandas as pd
 import psycopg
+import pyarrow as pa
+from pyarrow import csv
 
-from trainu_dagster.insights.config import RiskConfig
+from trainu_dagster.insights.config import FACTORS, RiskConfig
 from trainu_dagster.insights.scoring import FEATURES, active, score
 
 READ_FEATURES = """
@@ -28,48 +31,57 @@ SELECT client_id, location_id, contact_id, is_opted_out, days_since_last_attende
 FROM marts.client_activity
 """
 
-# Features are stored as the score saw them, one JSON object per insight.
-WRITE_SCORES = f"""
-INSERT INTO app.insights AS i (location_id, client_id, scored_at, risk_score, risk_band,
-                               reasons, features, reason, model_version)
-SELECT s.location_id, s.client_id,
-       date_trunc('day', %(as_of)s::timestamptz AT TIME ZONE l.timezone)
-           AT TIME ZONE l.timezone,
-       s.risk_score, s.risk_band, s.factors::jsonb,
-       jsonb_build_object({", ".join(f"'{name}', s.{name}" for name in FEATURES)}),
-       s.reason, %(version)s
-FROM unnest(%(client_id)s::uuid[], %(location_id)s::text[], %(risk_score)s::numeric[],
-            %(risk_band)s::text[], %(factors)s::text[], %(reason)s::text[],
-            {
-    ", ".join(
-        f"%({name})s::{kind}[]"
-        for name, kind in (
-            ("days_since_last_attended", "float"),
-            ("usual_gap_days", "float"),
-            ("attended_last_28d", "int"),
-            ("attended_prior_28d", "int"),
-            ("no_shows_last_28d", "int"),
-            ("late_cancellations_last_28d", "int"),
-            ("has_upcoming", "bool"),
-            ("has_stalled_goal", "bool"),
-        )
-    )
-})
-     AS s (client_id, location_id, risk_score, risk_band, factors, reason, {", ".join(FEATURES)})
-JOIN app.locations l USING (location_id)
-ON CONFLICT (client_id, scored_at, model_version) DO NOTHING
-RETURNING i.id, i.client_id, i.location_id, i.risk_band, i.scored_at
-"""  # noqa: S608 - composed from constant column names only
-
-# Of today's new high scores, those whose previous score was not high: the band rose.
-RAISED_TO_HIGH = """
-SELECT i.id, i.client_id
-FROM app.insights i
-WHERE i.id = ANY(%s::uuid[]) AND i.risk_band = 'high'
-  AND coalesce((SELECT p.risk_band FROM app.insights p
-                WHERE p.client_id = i.client_id AND p.scored_at < i.scored_at
-                ORDER BY p.scored_at DESC LIMIT 1), 'none') <> 'high'
+# Today's scores travel by COPY (a whole column of reasons as one text array is slow to
+# send), into a scratch table the insert reads.
+FACTOR_COLUMNS = tuple(f"{kind}_{f}" for f in FACTORS for kind in ("value", "points"))
+SCORED = ("client_id", "location_id", "risk_score", "risk_band", "reason", *FEATURES,
+          *FACTOR_COLUMNS)  # fmt: skip
+SCRATCH = f"""
+DROP TABLE IF EXISTS pg_temp.scored;
+CREATE TEMP TABLE scored (
+    client_id uuid, location_id text, risk_score numeric, risk_band text, reason text,
+    days_since_last_attended float, usual_gap_days float, attended_last_28d int,
+    attended_prior_28d int, no_shows_last_28d int, late_cancellations_last_28d int,
+    has_upcoming bool, has_stalled_goal bool,
+    {", ".join(f"{column} float" for column in FACTOR_COLUMNS)}
+) ON COMMIT DROP
 """
+# The factors that contributed, with weight, value and points (their share of the score).
+FACTORS_JSON = "to_jsonb(array_remove(ARRAY[{}], NULL))".format(
+    ", ".join(
+        f"CASE WHEN s.points_{f} > 0 THEN jsonb_build_object('factor', '{f}', "
+        f"'weight', %(w_{f})s::float, 'value', s.value_{f}, 'points', s.points_{f}) END"
+        for f in FACTORS
+    )
+)
+# Features are stored as the score saw them, one JSON object per insight. What was written
+# comes back summed per studio and band, with the clients whose band rose to high: today's
+# high score where the previous one was not.
+WRITE_SCORES = f"""
+WITH written AS (
+    INSERT INTO app.insights AS i (location_id, client_id, scored_at, risk_score, risk_band,
+                                   reasons, features, reason, model_version)
+    SELECT s.location_id, s.client_id,
+           date_trunc('day', %(as_of)s::timestamptz AT TIME ZONE l.timezone)
+               AT TIME ZONE l.timezone,
+           s.risk_score, s.risk_band, {FACTORS_JSON},
+           jsonb_build_object({", ".join(f"'{name}', s.{name}" for name in FEATURES)}),
+           s.reason, %(version)s
+    FROM scored s JOIN app.locations l USING (location_id)
+    ON CONFLICT (client_id, scored_at, model_version) DO NOTHING
+    RETURNING i.id, i.client_id, i.location_id, i.risk_band, i.scored_at
+),
+rose AS (
+    SELECT written.*, risk_band = 'high' AND coalesce((
+        SELECT p.risk_band FROM app.insights p
+        WHERE p.client_id = written.client_id AND p.scored_at < written.scored_at
+        ORDER BY p.scored_at DESC LIMIT 1), 'none') <> 'high' AS rose
+    FROM written
+)
+SELECT location_id, risk_band, count(*),
+       array_agg(id) FILTER (WHERE rose), array_agg(client_id) FILTER (WHERE rose)
+FROM rose GROUP BY location_id, risk_band
+"""  # noqa: S608 - composed from constant column names only
 
 
 @dataclass
@@ -93,21 +105,19 @@ def score_clients(conn: psycopg.Connection, config: RiskConfig, *, as_of: dateti
     run.scored = len(scored)
     if scored.empty:
         return run
-    params = {
-        "as_of": as_of,
-        "version": config.model_version,
-        **{c: _column(scored[c]) for c in ("client_id", "location_id", "risk_score",
-                                            "risk_band", "factors", "reason", *FEATURES)},
-    }  # fmt: skip
-    written = conn.execute(WRITE_SCORES, params).fetchall()
-    run.written = len(written)
-    run.bands.update(band for _, _, _, band, _ in written)
-    run.by_location.update(location for _, _, location, _, _ in written)
-    raised = conn.execute(RAISED_TO_HIGH, ([row[0] for row in written],)).fetchall()
-    run.raised_to_high = [(insight, client) for insight, client in raised]
+    conn.execute(SCRATCH)
+    table = pa.Table.from_pandas(
+        scored[list(SCORED)].astype({"client_id": str}), preserve_index=False
+    )
+    buffer = io.BytesIO()
+    csv.write_csv(table, buffer, csv.WriteOptions(include_header=False))
+    with conn.cursor().copy(f"COPY scored ({', '.join(SCORED)}) FROM STDIN (FORMAT csv)") as copy:
+        copy.write(buffer.getvalue())
+    params = {"as_of": as_of, "version": config.model_version,
+              **{f"w_{f}": w for f, w in config.weights.items()}}  # fmt: skip
+    for location_id, band, count, insights, clients in conn.execute(WRITE_SCORES, params):
+        run.written += count
+        run.bands[band] += count
+        run.by_location[location_id] += count
+        run.raised_to_high += list(zip(insights or (), clients or (), strict=True))
     return run
-
-
-def _column(series: pd.Series) -> list:
-    """Values as Postgres parameters (Python scalars); NaN becomes NULL."""
-    return series.astype(object).where(series.notna(), None).tolist()

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from trainu_dagster.insights.config import FACTORS, RiskConfig
 
@@ -40,8 +42,7 @@ def active(features: pd.DataFrame, config: RiskConfig) -> pd.Series:
 
 def score(features: pd.DataFrame, config: RiskConfig) -> pd.DataFrame:
     """`features` plus, per client: `value_<factor>`, `points_<factor>` (its share of the
-    score), `risk_score` (0..1), `risk_band` (low/medium/high), `reason` and `factors`
-    (the contributing factors as a JSON array, largest first)."""
+    score), `risk_score` (0..1), `risk_band` (low/medium/high) and `reason`."""
     out = features.copy()
     values, raw = _factors(features, config)
     total = sum(config.weights.values())
@@ -55,19 +56,13 @@ def score(features: pd.DataFrame, config: RiskConfig) -> pd.DataFrame:
         ["high", "medium"],
         "low",
     )
-    texts = np.column_stack([_texts(features, values)[f] for f in FACTORS])
-    weights = np.array([config.weights[f] for f in FACTORS])
-    objects = np.column_stack(
-        [_factor_json(f, weights[i], values[f], points[:, i], texts[:, i])
-         for i, f in enumerate(FACTORS)]
-    )  # fmt: skip
+    texts = _texts(features, values)
     order = np.argsort(-points, axis=1, kind="stable")  # largest contribution first
-    ranked_points = np.take_along_axis(points, order, axis=1)
-    ranked_texts = np.take_along_axis(texts, order, axis=1)
-    ranked_objects = np.take_along_axis(objects, order, axis=1)
-    reason = _joined(ranked_texts, ranked_points > 0, "; ")
-    out["reason"] = np.where(reason == "", "attending as usual", reason)
-    out["factors"] = "[" + _joined(ranked_objects, ranked_points > 0, ",") + "]"
+    kept = np.take_along_axis(points, order, axis=1) > 0
+    reason = _joined([texts[f] for f in FACTORS], order, kept, "; ")
+    out["reason"] = pc.if_else(pc.equal(reason, ""), "attending as usual", reason).to_numpy(
+        zero_copy_only=False
+    )
     return out
 
 
@@ -105,61 +100,66 @@ def _factors(
     return values, raw
 
 
-def _texts(features: pd.DataFrame, values: dict[str, pd.Series]) -> dict[str, np.ndarray]:
-    """Each factor's phrase for a trainer, per client."""
-    days = features["days_since_last_attended"]
-    gap = features["usual_gap_days"].astype(float)
-    usual = np.select(
-        [gap.isna(), gap <= 4.5, gap <= 10, gap <= 18],
-        ["", " (usually twice a week or more)", " (usually weekly)", " (usually every 2 weeks)"],
-        " (usually every " + gap.round().astype("Int64").astype(str) + " days)",
+def _texts(features: pd.DataFrame, values: dict[str, pd.Series]) -> dict[str, pa.Array]:
+    """Each factor's phrase for a trainer, per client (Arrow string kernels)."""
+    days = features["days_since_last_attended"].to_numpy(dtype=float)
+    gap = features["usual_gap_days"].to_numpy(dtype=float)
+    n = len(features)
+    named = pa.array(
+        np.select(
+            [gap <= 4.5, gap <= 10, gap <= 18],  # NaN (no usual gap yet) compares False
+            [" (usually twice a week or more)", " (usually weekly)", " (usually every 2 weeks)"],
+            "",
+        )
     )
-    whole = {name: series.fillna(0).astype(int).astype(str) for name, series in values.items()}
-    last = features["attended_last_28d"].astype(int)
+    every = _joined_text(" (usually every ", _ints(np.round(gap)), " days)")
+    usual = pc.if_else(pa.array(np.isnan(gap)), "", pc.if_else(pc.equal(named, ""), every, named))
+    last = features["attended_last_28d"].to_numpy(dtype=int)
     return {
-        "overdue": np.where(
-            days.isna(),
+        "overdue": pc.if_else(
+            pa.array(np.isnan(days)),
             "no session attended yet",
-            "no session in " + days.fillna(0).astype(int).astype(str) + " days" + usual,
+            _joined_text("no session in ", _ints(days), " days", usual),
         ),
-        "attendance_drop": (
-            last.astype(str)
-            + np.where(last == 1, " session", " sessions")
-            + " in the last 4 weeks, down from "
-            + features["attended_prior_28d"].astype(int).astype(str)
-        ).to_numpy(),  # fmt: skip
-        "no_shows": (
-            whole["no_shows"]
-            + np.where(values["no_shows"] == 1, " no-show", " no-shows")
-            + " in the last 4 weeks"
-        ).to_numpy(),  # fmt: skip
-        "late_cancels": (
-            whole["late_cancels"]
-            + np.where(values["late_cancels"] == 1, " late cancellation", " late cancellations")
-            + " in the last 4 weeks"
-        ).to_numpy(),
-        "no_upcoming": np.full(len(features), "nothing booked", dtype=object),
-        "stalled_goal": np.full(len(features), "a goal has stalled", dtype=object),
+        "attendance_drop": _joined_text(
+            _ints(last),
+            pa.array(np.where(last == 1, " session", " sessions")),
+            " in the last 4 weeks, down from ",
+            _ints(features["attended_prior_28d"].to_numpy(dtype=float)),
+        ),
+        "no_shows": _counted(values["no_shows"], "no-show", "no-shows"),
+        "late_cancels": _counted(values["late_cancels"], "late cancellation", "late cancellations"),
+        "no_upcoming": pa.array(np.full(n, "nothing booked")),
+        "stalled_goal": pa.array(np.full(n, "a goal has stalled")),
     }
 
 
-def _factor_json(
-    factor: str, weight: float, values: pd.Series, points: np.ndarray, texts: np.ndarray
-) -> np.ndarray:
-    """`{"factor", "weight", "value", "points", "text"}` as JSON text, per client."""
-    number = values.to_numpy(dtype=float)
-    value = np.where(np.isnan(number), "null", np.round(number, 2).astype(str)).astype(object)
-    shown = np.round(points, 4).astype(str).astype(object)
-    head = f'{{"factor": "{factor}", "weight": {weight}, "value": '
-    return head + value + ', "points": ' + shown + ', "text": "' + texts.astype(object) + '"}'
+def _ints(numbers: np.ndarray) -> pa.Array:
+    """Whole numbers as text (NaN as 0: the phrases that show one never see a NaN)."""
+    return pa.array(np.nan_to_num(numbers).astype(np.int64)).cast(pa.string())
 
 
-def _joined(ranked: np.ndarray, keep: np.ndarray, separator: str) -> np.ndarray:
-    """Row-wise join of the kept cells, left to right, one column at a time."""
-    joined = np.full(ranked.shape[0], "", dtype=object)
-    for column in range(ranked.shape[1]):
-        cell = ranked[:, column].astype(object)
-        take = keep[:, column]
-        joined = np.where(take & (joined != ""), joined + separator + cell, joined)
-        joined = np.where(take & (joined == ""), cell, joined)
+def _joined_text(*parts: str | pa.Array) -> pa.Array:
+    return pc.binary_join_element_wise(*parts, "")
+
+
+def _counted(counts: pd.Series, one: str, many: str) -> pa.Array:
+    number = counts.to_numpy(dtype=float)
+    noun = pa.array(np.where(number == 1, f" {one}", f" {many}"))
+    return _joined_text(_ints(number), noun, " in the last 4 weeks")
+
+
+def _joined(
+    columns: list[pa.Array], order: np.ndarray, kept: np.ndarray, separator: str
+) -> pa.Array:
+    """Per client, the cells of `columns` in that client's `order`, the kept ones joined."""
+    n = order.shape[0]
+    cells = pa.concat_arrays(columns)  # factor f of client r sits at f * n + r
+    joined = pa.array(np.full(n, ""))
+    for rank in range(order.shape[1]):
+        cell = pc.take(cells, order[:, rank] * n + np.arange(n))
+        grown = pc.if_else(
+            pc.equal(joined, ""), cell, pc.binary_join_element_wise(joined, cell, separator)
+        )
+        joined = pc.if_else(pa.array(kept[:, rank]), grown, joined)
     return joined
