@@ -3,7 +3,7 @@
 UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 
-.PHONY: up test install manifest bench-webhooks bench-pulls bench-dbt bench-ingest
+.PHONY: up test install manifest bench-webhooks bench-pulls bench-dbt bench-ingest bench-insights
 
 install:
 	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --quiet --user "uv==$(UV_VERSION)"
@@ -33,3 +33,6 @@ bench-dbt: install
 
 bench-ingest: manifest
 	"$(UV)" run python benchmarks/ingest_stack.py
+
+bench-insights: manifest
+	"$(UV)" run python benchmarks/insights.py
