@@ -21,6 +21,8 @@ from tests.conftest import drop_database, new_database
 from tests.ghl_simulator_harness import creation_changes, webhooks_for
 from tests.ingest_helpers import land_and_process
 from trainu_dagster.assets.dbt import dbt_build_args, dbt_project, trainu_dbt_models
+from trainu_dagster.assets.drafts import state_drafts
+from trainu_dagster.assets.insights import client_risk
 from trainu_dagster.db.server import Database
 from trainu_dagster.definitions import defs
 from trainu_dagster.ghl.simulator import generate_studio, write_app_data
@@ -89,15 +91,18 @@ def test_the_first_automatic_refresh_on_an_empty_database_builds_every_model(
         key for key in defs.resolve_asset_graph().get_all_asset_keys()
         if key.path[0] in ("staging", "intermediate", "marts")
     }  # fmt: skip
+    # what follows the marts eagerly: the day's risk scores and the drafts they call for
+    acting = {AssetKey(["insights", "client_risk"]), AssetKey(["messaging", "state_drafts"])}
     with DagsterInstance.ephemeral() as instance:
         # The daemon's first ticks, before anything has landed (the very first only takes
         # stock): every model was never built, so every model is requested, in one run.
         initial = evaluate_automation_conditions(defs=defs, instance=instance)
         first = evaluate_automation_conditions(defs=defs, instance=instance, cursor=initial.cursor)
-        assert set(requested_by(first)) == models
+        assert set(requested_by(first)) == models | acting
         resources = dbt_resources(empty)
-        built = materialize([trainu_dbt_models], selection=requested_by(first),
-                            resources=resources, instance=instance)  # fmt: skip
+        built = materialize([trainu_dbt_models, client_risk, state_drafts],
+                            selection=requested_by(first), resources=resources,
+                            instance=instance)  # fmt: skip
         assert built.success
         checks = built.get_asset_check_evaluations()
         assert checks and all(c.passed for c in checks)
@@ -110,8 +115,8 @@ def test_the_first_automatic_refresh_on_an_empty_database_builds_every_model(
         refreshed = requested_by(second)
         assert AssetKey(["staging", "stg_ghl__contacts"]) in refreshed
         assert AssetKey(["marts", "goal_progress"]) not in refreshed
-        again = materialize([trainu_dbt_models], selection=refreshed, resources=resources,
-                            instance=instance)  # fmt: skip
+        again = materialize([trainu_dbt_models, client_risk, state_drafts], selection=refreshed,
+                            resources=resources, instance=instance)  # fmt: skip
         assert again.success
 
 

@@ -5,6 +5,7 @@ from dagster_dbt import DbtCliResource
 
 from sensors import all_sensors
 from trainu_dagster.assets.dbt import dbt_project, trainu_dbt_models
+from trainu_dagster.assets.drafts import state_drafts
 from trainu_dagster.assets.insights import client_risk, risk_backtest
 from trainu_dagster.assets.raw import ghl_raw_tables
 from trainu_dagster.jobs import (
@@ -25,7 +26,7 @@ from trainu_dagster.settings import get_settings
 configure_logging(get_settings().log_level)  # domain code logs redacted JSON in runs too
 
 defs = Definitions(
-    assets=[*ghl_raw_tables, trainu_dbt_models, client_risk, risk_backtest],
+    assets=[*ghl_raw_tables, trainu_dbt_models, client_risk, risk_backtest, state_drafts],
     jobs=[ingest_webhook_events, pull_ghl, backfill_ghl_history, retry_dead_letters, build_models],
     schedules=[pull_ghl_schedule, reconcile_ghl_schedule, build_models_nightly],
     sensors=all_sensors,

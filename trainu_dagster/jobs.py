@@ -3,14 +3,15 @@
 Landing jobs (webhook ingest, pulls, the history backfill, dead-letter retries) are one op
 each (every job runs on the in-process executor, set in `definitions.py`: a run is one
 process, quick to start) and report the raw tables they changed as materializations,
-which is what refreshes the dbt models. Each
-kind of landing run has its own lane (`trainu/lane`, limited in `dagster.yaml`), so one
-kind never fills the run slots the others need.
+which is what refreshes the dbt models. Each kind of landing run has its own lane
+(`trainu/lane`, limited in `dagster.yaml`), so one kind never fills the run slots the
+others need.
 """
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import psycopg
 from dagster import (
     AssetMaterialization,
     AssetSelection,
@@ -36,8 +37,11 @@ from trainu_dagster.ingest.pull import (
     pull_stream,
 )
 from trainu_dagster.ingest.retry import retry_due
+from trainu_dagster.messaging.drafting import drafter_from_settings
+from trainu_dagster.messaging.drafts import react_to_deliveries
 from trainu_dagster.resources.ghl import GhlResource
 from trainu_dagster.resources.postgres import PostgresResource
+from trainu_dagster.settings import get_settings
 
 LANE = "trainu/lane"
 LOCATION_TAG = "trainu/location_id"
@@ -60,7 +64,10 @@ class IngestConfig(Config):
     report_seconds: float = DrainLimits.report_seconds
 
 
-@op(description="Apply landed webhook deliveries to the raw GHL tables as they arrive.")
+@op(
+    description="Apply landed webhook deliveries to the raw GHL tables as they arrive, and "
+    "draft what they trigger (confirmations, check-ins, replies) in the same run."
+)
 def apply_webhook_deliveries(
     context: OpExecutionContext, config: IngestConfig, database: PostgresResource
 ) -> None:
@@ -79,12 +86,23 @@ def apply_webhook_deliveries(
             "dead-letter queue"
         )
 
+    drafter = drafter_from_settings(get_settings())
+
+    def draft(conn: psycopg.Connection, batch: IngestSummary) -> None:
+        outcome = react_to_deliveries(conn, batch.delivered, drafter, now=datetime.now(UTC))
+        if outcome.created or outcome.needs_manual or outcome.escalated or outcome.withdrawn:
+            context.log.info(
+                f"drafts: {len(outcome.created)} pending approval, {len(outcome.needs_manual)} "
+                f"need manual work, {len(outcome.escalated)} escalated, "
+                f"{outcome.withdrawn} withdrawn"
+            )
+
     limits = DrainLimits(
         max_seconds=config.max_seconds,
         idle_seconds=config.idle_seconds,
         report_seconds=config.report_seconds,
     )
-    drain(database.database().connect, limits, report)
+    drain(database.database().connect, limits, report, after_batch=draft)
 
 
 @job(

@@ -83,7 +83,7 @@ class Settings(BaseSettings):
         default=20.0, gt=0, description="Per request; past it the draft comes from a template."
     )
     openai_max_concurrency: int = Field(
-        default=8, ge=1, le=64, description="Drafts requested from the model at once."
+        default=16, ge=1, le=64, description="Drafts requested from the model at once."
     )
 
     # --- messaging policy ---------------------------------------------------------------

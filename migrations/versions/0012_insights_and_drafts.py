@@ -5,6 +5,8 @@
 - `app.messages.purpose`: confirmation, reminder, no_show_checkin, reschedule_offer,
   re_engagement, milestone or reply; at most one open draft per client and purpose
   (a unique partial index, so two runs racing cannot both create one).
+- `app.locations.draft_voice`: the owner's voice for drafts (tone, sign-off, and template
+  bodies per purpose), read by the drafter.
 - `needs_manual`: a draft that failed the safety validators twice; `safety` holds the
   verdict (failed rules, SMS segments) shown with every draft.
 
@@ -34,6 +36,10 @@ def upgrade() -> None:
     op.execute(
         f"""
         ALTER TABLE app.insights ADD COLUMN reason text NOT NULL DEFAULT '';
+        ALTER TABLE app.locations ADD COLUMN draft_voice jsonb NOT NULL DEFAULT '{{}}'
+            CHECK (jsonb_typeof(draft_voice) = 'object');
+        COMMENT ON COLUMN app.locations.draft_voice IS
+            'Owner settings for drafts: {{"tone", "sign_off", "templates": {{purpose: body}}}}.';
         ALTER TABLE app.messages
             ADD COLUMN purpose text CHECK (purpose IN ({PURPOSES})),
             ADD COLUMN safety jsonb NOT NULL DEFAULT '{{}}',
@@ -56,6 +62,7 @@ def downgrade() -> None:
         ALTER TABLE app.messages DROP COLUMN purpose, DROP COLUMN safety,
             DROP CONSTRAINT messages_status_check,
             ADD CONSTRAINT messages_status_check CHECK (status IN ({STATUSES}));
+        ALTER TABLE app.locations DROP COLUMN draft_voice;
         ALTER TABLE app.insights DROP COLUMN reason;
         """
     )

@@ -1,0 +1,95 @@
+"""The offline drafts: one template per purpose and channel, owner-editable, rendered sandboxed.
+
+Templates are the embedded default (no model, no key, deterministic) and the fallback of
+every model failure, so each must pass the safety validators on its own. An owner may
+replace the body of any purpose (`StudioVoice.templates`); owner text is Jinja2 rendered
+in a sandbox with strict undefined variables, so a typo is an error the owner sees
+(`check_template`), never a draft with a hole in it. Values (names, GHL text) are data:
+Jinja never evaluates what a variable holds.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from jinja2 import StrictUndefined, TemplateError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+# The variables every template may use; the facts of a trigger fill the rest (empty if unknown).
+VARIABLES = (
+    "first_name", "trainer", "studio", "sign_off", "session_when", "days_since_visit",
+    "goal_title", "achievement", "question",
+)  # fmt: skip
+
+SMS: dict[str, str] = {
+    "confirmation": (
+        "Hi {{ first_name }}, you're booked with {{ trainer }} for {{ session_when }}. "
+        "Reply YES to confirm, or let us know if you need another time."
+    ),
+    "reminder": (
+        "Hi {{ first_name }}, see you tomorrow! Your session with {{ trainer }} is "
+        "{{ session_when }}. Reply YES to confirm, or let us know if you need to move it."
+    ),
+    "no_show_checkin": (
+        "Hi {{ first_name }}, we missed you at your session ({{ session_when }}). "
+        "Everything OK? Reply and we'll find a new time that suits you."
+    ),
+    "reschedule_offer": (
+        "Hi {{ first_name }}, sorry you couldn't make {{ session_when }}. Want to pick "
+        "another time this week? Reply with a day that works for you."
+    ),
+    "re_engagement": (
+        "Hi {{ first_name }}, it's {{ trainer }}. We haven't seen you in a while and would "
+        "love to have you back. Want me to save you a spot this week? Reply STOP to opt out."
+    ),
+    "milestone": (
+        "Congratulations {{ first_name }}! You've {{ achievement }}: {{ goal_title }}. "
+        "Brilliant work, keep it going!"
+    ),
+    "reply": (
+        "Hi {{ first_name }}, thanks for your message! {{ trainer }} will get back to you shortly."
+    ),
+}
+SUBJECTS: dict[str, str] = {
+    "confirmation": "You're booked: {{ session_when }}",
+    "reminder": "See you tomorrow: {{ session_when }}",
+    "no_show_checkin": "We missed you today",
+    "reschedule_offer": "Let's find you a new time",
+    "re_engagement": "We'd love to see you back",
+    "milestone": "Congratulations, {{ first_name }}!",
+    "reply": "Re: your message",
+}
+# An email is the SMS text with a greeting line break and a signature.
+EMAIL_SIGNATURE = "\n\n{{ sign_off }}\n{{ trainer }}, {{ studio }}"
+
+_ENV = ImmutableSandboxedEnvironment(
+    undefined=StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True
+)
+
+
+class TemplateProblem(ValueError):
+    """An owner template that cannot render: shown to the owner, never sent."""
+
+
+def render(source: str, variables: Mapping[str, str]) -> str:
+    """The template filled in, whitespace tidied; `TemplateProblem` if it cannot be."""
+    try:
+        text = _ENV.from_string(source).render(**variables)
+    except TemplateError as error:
+        raise TemplateProblem(f"template error: {error.message or error}") from error
+    lines = [" ".join(line.split()) for line in text.strip().splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def check_template(source: str) -> str | None:
+    """Why an owner's template would not render (unknown variable, bad syntax), or None."""
+    try:
+        render(source, dict.fromkeys(VARIABLES, "x"))
+    except TemplateProblem as problem:
+        return str(problem)
+    return None
+
+
+def default_body(purpose: str, channel: str) -> str:
+    return SMS[purpose] + (EMAIL_SIGNATURE if channel == "Email" else "")
