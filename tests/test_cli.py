@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -37,6 +38,9 @@ COMMANDS = [
     ["dlq", "retry"],
     ["dlq", "repair"],
     ["dlq", "discard"],
+    ["messages", "classify"],
+    ["drafts", "validate"],
+    ["insights", "backtest"],
 ]
 
 
@@ -167,3 +171,27 @@ def test_psql_and_env_reach_the_database(database: Database) -> None:
     assert f"export PGDATABASE='{database.name}'" in exports
     app_url = run("db", "url", "--role", "app", database=database).stdout.strip()
     assert app_url.startswith(f"postgresql://trainu_app@/{database.name}?host=")
+
+
+def test_classify_and_validate_print_one_json_line_without_a_database(tmp_path: Path) -> None:
+    """The same functions the pipeline uses, for owners and support: exit 0 whatever the
+    verdict, one JSON object on one line, no server anywhere."""
+    nowhere = {"TRAINU_STATE_DIR": str(tmp_path), "TRAINU_DATABASE_URL": "postgresql://x@/none"}
+    checks = [
+        (["messages", "classify", "I think I pulled my hamstring"],
+         {"opt_out": False, "escalation": "injury"}),
+        (["messages", "classify", "STOP"], {"opt_out": True, "escalation": None}),
+        (["messages", "classify", "I need to cancel tomorrow"],
+         {"opt_out": False, "escalation": None, "intent": "cancel"}),
+        (["drafts", "validate", "--channel", "SMS", "Hi Sam, 20% off this week!"],
+         {"ok": False, "failed": ["promise"], "sms_segments": 1}),
+        (["drafts", "validate", "--channel", "Email", "Hi Sam, see you Thursday!"],
+         {"ok": True, "failed": [], "sms_segments": None}),
+    ]  # fmt: skip
+    for args, expected in checks:
+        result = run(*args, env=nowhere)
+        assert result.returncode == 0, result.stderr
+        [line] = result.stdout.splitlines()
+        assert json.loads(line).items() >= expected.items(), line
+    bad = run("drafts", "validate", "--channel", "Fax", "hello", env=nowhere)
+    assert bad.returncode != 0 and "SMS or Email" in bad.stderr

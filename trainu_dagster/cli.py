@@ -57,6 +57,15 @@ app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(users_app, name="users")
 app.add_typer(locations_app, name="locations")
 
+insights_app = typer.Typer(help="Risk insights: how well the score ranks.", no_args_is_help=True)
+messages_app = typer.Typer(
+    help="Reading client messages as the pipeline does.", no_args_is_help=True
+)
+drafts_app = typer.Typer(help="Checking drafts as the pipeline does.", no_args_is_help=True)
+app.add_typer(insights_app, name="insights")
+app.add_typer(messages_app, name="messages")
+app.add_typer(drafts_app, name="drafts")
+
 
 def _fail(message: str) -> typer.Exit:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
@@ -557,3 +566,72 @@ def up() -> None:
     except StackAlreadyRunning as exc:
         raise _fail(str(exc)) from exc
     raise typer.Exit(code=code)
+
+
+@messages_app.command("classify")
+def messages_classify(
+    text: Annotated[str, typer.Argument(help="A client's message, as received.")],
+) -> None:
+    """One JSON line: opt_out, escalation (category or null) and intent. No database."""
+    from trainu_dagster.messaging.classify import classify_inbound
+
+    verdict = classify_inbound(text)
+    typer.echo(json.dumps({"opt_out": verdict.opt_out, "escalation": verdict.escalation,
+                           "intent": verdict.intent}))  # fmt: skip
+
+
+@drafts_app.command("validate")
+def drafts_validate(
+    text: Annotated[str, typer.Argument(help="The draft's text.")],
+    channel: Annotated[str, typer.Option(help="SMS or Email.")] = "SMS",
+    purpose: Annotated[
+        str, typer.Option(help="What the draft is for, e.g. re_engagement.")
+    ] = "reply",
+) -> None:
+    """One JSON line: ok, the failed rules and why, SMS segments. No database."""
+    from trainu_dagster.messaging.drafting import PURPOSES
+    from trainu_dagster.messaging.safety import SafetyContext, validate_draft
+
+    if channel not in ("SMS", "Email"):
+        raise _fail(f"--channel must be SMS or Email, not {channel!r}")
+    if purpose not in PURPOSES:
+        raise _fail(f"--purpose must be one of {', '.join(PURPOSES)}")
+    domains = tuple(get_settings().allowed_link_domains)
+    context = SafetyContext(channel=channel, purpose=purpose,  # type: ignore[arg-type]
+                            client_first_name="",
+                            allowed_link_domains=domains)  # fmt: skip
+    verdict = validate_draft(text, context)
+    typer.echo(json.dumps({"ok": verdict.ok, "failed": list(verdict.failed),
+                           "details": verdict.details,
+                           "sms_segments": verdict.sms_segments}))  # fmt: skip
+
+
+@insights_app.command("backtest")
+def insights_backtest(
+    days: Annotated[int, typer.Option(min=1, help="Past days scored.")] = 90,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """Score each past day with what was known that day; rank against the baselines."""
+    from datetime import UTC, datetime
+
+    import pandas as pd
+
+    from trainu_dagster.insights.backtest import backtest
+    from trainu_dagster.insights.features import load_history
+
+    settings = get_settings()
+    with _running_database(settings).connect() as conn:
+        history = load_history(conn)
+    result = backtest(history, settings.risk_model, days=days,
+                      until=pd.Timestamp(datetime.now(UTC)))  # fmt: skip
+    if as_json:
+        summary = {"days": result.days, "pairs": result.pairs, "positives": result.positives}
+        typer.echo(json.dumps(summary | {"table": result.table()}))
+        return
+    typer.echo(f"{result.days} days, {result.pairs} client-days, {result.positives} then "
+               "no-showed or stopped booking within 30 days")  # fmt: skip
+    typer.echo("ranking\tAUC\tprecision@10%\trecall@10%")
+    for row in result.table():
+        cells = [row["auc"], row["precision_top_10%"], row["recall_top_10%"]]
+        typer.echo("\t".join([str(row["ranking"]), *(f"{c:.3f}" if c is not None else "-"
+                                                        for c in cells)]))  # fmt: skip
