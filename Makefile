@@ -3,7 +3,7 @@
 UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 
-.PHONY: up test install manifest bench-webhooks bench-pulls bench-dbt bench-ingest bench-insights
+.PHONY: up test install manifest bench-webhooks bench-pulls bench-dbt bench-ingest bench-insights bench-drafts
 
 install:
 	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --quiet --user "uv==$(UV_VERSION)"
@@ -36,3 +36,6 @@ bench-ingest: manifest
 
 bench-insights: manifest
 	"$(UV)" run python benchmarks/insights.py
+
+bench-drafts: manifest
+	"$(UV)" run python benchmarks/drafts.py
