@@ -550,11 +550,12 @@ def test_dnd_is_recorded_once_however_often_it_is_replayed(admin_conn: psycopg.C
         ("STOP", True),
         ("stop.", True),
         ("Unsubscribe", True),
-        ("cancel", False),
+        ("cancel", True),  # the whole reply: carrier standard
+        ("cancel my 6pm please", False),  # a session, not consent
         ("Stop by at 5?", False),
     ],
 )
-def test_stop_replies_are_recorded_and_cancel_is_not(
+def test_stop_replies_are_recorded_and_a_word_in_passing_is_not(
     admin_conn: psycopg.Connection, body: str, recorded: bool
 ) -> None:
     location = new_location()

@@ -531,14 +531,16 @@ def test_a_permanent_channel_dnd_is_an_opt_out_even_without_global_dnd() -> None
         ("  Opt-Out! ", True),
         ("STOPALL", True),
         ("quit", True),
-        ("cancel", False),
-        ("CANCEL", False),
+        ("cancel", True),  # carrier standard, as the whole reply
+        ("CANCEL", True),
+        ("please stop texting me", True),  # a clear sentence
+        ("I need to cancel tomorrow's session", False),
         ("Stop by at 5?", False),
         ("please don't stop my sessions", False),
         ("", False),
     ],
 )
-def test_only_a_whole_message_opt_out_keyword_is_a_stop_reply(body: str, opted_out: bool) -> None:
+def test_a_stop_family_reply_is_an_opt_out_and_a_word_in_passing_is_not(body: str, opted_out: bool) -> None:
     parsed = parse(example("InboundMessage-stop") | {"body": body})
     expected = [
         (CONTACT, "stop_reply", "SMS", datetime(2026, 11, 18, 1, 7, 53, 412000, tzinfo=UTC))

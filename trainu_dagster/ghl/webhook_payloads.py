@@ -16,7 +16,6 @@ Three rules hold for every shape GHL sends:
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -25,6 +24,8 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil import parser as dateutil_parser
+
+from trainu_dagster.messaging.classify import is_opt_out
 
 Route = Literal["marketplace", "workflow"]
 Entity = Literal["contact", "appointment", "message", "opportunity", "note", "task"]
@@ -84,11 +85,6 @@ MESSAGE_TYPES = {
 # DND channels as API v2 names them; v3 spells them in lower camel case (`sms`, `whatsApp`).
 DND_CHANNELS = {name.casefold(): name for name in ("SMS", "Email", "Call", "WhatsApp", "GMB", "FB")}
 
-# The carrier-standard opt-out words. "CANCEL" is deliberately absent: in a training studio
-# a client texting "cancel" is cancelling a session, not withdrawing consent to messages.
-STOP_WORDS = frozenset(
-    {"stop", "stopall", "unsubscribe", "end", "quit", "optout", "opt out", "revoke"}
-)
 DND_ACTIVE = frozenset({"active", "permanent"})
 
 
@@ -679,7 +675,7 @@ def _stop_reply(change: EntityChange, received_at: datetime) -> tuple[OptOut, ..
     body = change.payload.get("body")
     if change.columns.get("direction") != "inbound" or not contact_id or not isinstance(body, str):
         return ()
-    if not _is_stop_word(body):
+    if not is_opt_out(body):  # the same rule drafting and the CLI use
         return ()
     occurred_at = change.columns.get("date_added") or change.source_updated_at or received_at
     channel = change.columns.get("message_type")
@@ -705,12 +701,6 @@ def _opt_out_changes(
         for o in opt_outs
         if o.reason == "stop_reply"
     )
-
-
-def _is_stop_word(body: str) -> bool:
-    """True when the whole message is an opt-out keyword ("Stop.", " UNSUBSCRIBE!")."""
-    words = re.sub(r"[\s_-]+", " ", body.strip().rstrip(".!?,;:").strip()).casefold()
-    return words in STOP_WORDS
 
 
 # --- field helpers -------------------------------------------------------------------------
