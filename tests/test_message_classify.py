@@ -81,3 +81,74 @@ def test_intent(text: str, intent: str) -> None:
 def test_self_harm_always_reaches_a_person_with_the_crisis_line() -> None:
     assert classify_inbound("this workout made me want to die lol").escalation == "self_harm"
     assert "988" in CRISIS_GUIDANCE
+
+
+# --- more of each, in the words clients use ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["STOP 🙅\u200d♀️", "Stop. Who is this?", "Quit texting me", "unsubscribe me please",
+     "Please remove me from your list", "opt me out", "I'm done with these messages",
+     "leave me alone", "lose my number", "wrong number", "Cancel.", "  END  "],
+)  # fmt: skip
+def test_more_opt_outs(text: str) -> None:
+    assert classify_inbound(text).opt_out
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("I'll stop by after work", "other"),
+        ("I stopped by earlier but you were closed", "other"),
+        ("can't wait for tomorrow!", "other"),  # "can't" opens no question
+        ("What's the cancellation policy?", "question"),  # asking about it cancels nothing
+        ("Don't message me before 9am please", "other"),  # a preference, not an opt-out
+        ("I opted out of the 6am class", "other"),
+        ("end of the week works for me", "confirm"),
+        ("please don't stop my sessions", "other"),
+    ],
+)
+def test_more_replies_that_are_no_opt_out(text: str, intent: str) -> None:
+    verdict = classify_inbound(text)
+    assert (verdict.opt_out, verdict.escalation, verdict.intent) == (False, None, intent)
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("I threw my back out lifting the kids", "injury"),
+        ("had surgery on my knee last month", "injury"),
+        ("my knee is swollen after the run", "injury"),
+        ("my hip flares up when I run", "pain"),
+        ("My wrist is killing me", "pain"),
+        ("I'm fine, nothing hurts except my knee hurts a lot", "pain"),
+        ("I have a cold, better skip", "illness"),
+        ("I feel dizzy after workouts lately", "illness"),
+        ("My doctor said I should take it easy for a couple weeks", "illness"),
+        ("I just found out I'm expecting!", "pregnancy"),
+        ("we're expecting a baby in March", "pregnancy"),
+        ("I've been feeling really down and hopeless lately", "self_harm"),
+        ("Nobody would care if I was gone", "self_harm"),
+        ("I don't see the point in anything anymore", "self_harm"),
+        ("I'm not feeling suicidal today", "self_harm"),  # never negated away
+        ("I've been charged for a session I cancelled", "billing_dispute"),
+        ("I'm disputing this charge with my bank", "billing_dispute"),
+        ("I'll be reporting you to the BBB", "legal_threat"),
+    ],
+)
+def test_more_escalations(text: str, category: str) -> None:
+    assert classify_inbound(text).escalation == category
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["that class was sick!", "you're killing it with these programs", "in with cold hands lol",
+     "I'm sick of skipping sessions, let's get back on track", "Pain's gone, feeling great",
+     "my knee doesn't hurt anymore", "I'm fine, nothing hurts", "Not pregnant, just bloated lol",
+     "I'm hopeless at burpees lol", "I'm expecting a call at 5 so can we do 6",
+     "I'm not going to sue anyone haha", "Super sore today but I feel good", "hurts so good"],
+)  # fmt: skip
+def test_training_talk_and_negations_do_not_escalate(text: str) -> None:
+    verdict = classify_inbound(text)
+    assert verdict.escalation is None and not verdict.opt_out

@@ -5,7 +5,9 @@ Transparent rules, no model: every decision traces back to one pattern below.
   The carrier keywords count only as the whole reply (case, punctuation, emoji and "please"
   tolerated), so "cancel" is an opt-out (carrier standard) and "cancel my session tomorrow" is
   a session cancellation; clear sentences ("please stop texting me", "take me off your list")
-  count wherever they appear, unless negated ("please don't stop texting me reminders").
+  count wherever they appear, unless negated ("please don't stop texting me reminders"). A
+  bare "Stop." sentence opts out even with more text after it ("Stop. Who is this?"), as do
+  "wrong number" and "leave me alone": a missed opt-out is worse than a lost reminder.
 - An escalation means the owner answers, never a draft. Categories are checked most urgent
   first; a mention negated in its clause ("not injured", "no pain") does not count, except
   self-harm: any mention of it reaches a person.
@@ -58,12 +60,13 @@ def normalize_text(text: str) -> str:
 
 _CLAUSE_BREAK = re.compile(r"[.!?;,:\n]|\s[-\u2013\u2014]\s|\b(?:but|though|although|however)\b")
 # "not" and friends negate up to three words ahead ("don't have any pain"), but not a hedge
-# ("not sure if I pulled something"); "no"/"without" only the next word or two ("no real pain").
+# ("not sure if I pulled something"); "no"/"without"/"nothing" only the next word or two
+# ("no real pain", "nothing hurts").
 # "can't" is no negation here: "I can't handle the pain" is pain.
 _NEGATED = re.compile(
     r"""(?:\b(?:not|never|(?:do|does|did|is|are|was|were|have|has|had|wo|would|should)n'?t)\s+
            (?!(?:sure|certain|know|think|believe|remember)\b)(?:[\w']+\s+){0,3}
-         | \b(?:no|without|zero)\s+(?:[\w']+\s+)?)$""",
+         | \b(?:no|without|zero|nothing)\s+(?:[\w']+\s+)?)$""",
     re.X,
 )
 
@@ -90,7 +93,9 @@ _CONTACTING = (
     r"(?:texting|txting|texing|messaging|msging|contacting|e-?mailing|sending|calling"
     r"|spamming|bothering|harr?ass?ing)"
 )
-_MESSAGES = r"(?:texts?|txts?|messages?|msgs?|e-?mails?|sms|notifications?|reminders?|marketing|spam)"
+_MESSAGES = (
+    r"(?:texts?|txts?|messages?|msgs?|e-?mails?|sms|notifications?|reminders?|marketing|spam)"
+)
 _OPT_OUT_SENTENCE = re.compile(
     rf"""
       \b(?:stop|quit|cease)\s+(?:\w+\s+)?{_CONTACTING}\b                 # stop texting me
@@ -98,14 +103,20 @@ _OPT_OUT_SENTENCE = re.compile(
     | \bno\s+more\s+{_MESSAGES}\b                                        # no more messages
     | \b(?:don'?t|do\s+not|never)\s+(?:ever\s+)?(?:text|txt|message|msg|contact|e-?mail|sms)
         \s+(?:me|us|this\s+number)(?:\s+(?:again|any\s?more|ever|please|pls))*
-        (?=\s*(?:[.!?,;]|$))                              # don't message me again (not: ... before 9)
+        (?=\s*(?:[.!?,;]|$))                     # don't message me again (not: ... before 9)
     | \b(?:take|remove|delete|drop|get)\s+(?:me|my\s+(?:number|name|e-?mail|details|info))
         \s+(?:off|from|out\s+of)\s+(?:\w+\s+){{0,2}}
         (?:list|lists|database|system|contacts|newsletter|{_MESSAGES})\b  # take me off your list
     | \b(?:unsub\w*|opt(?:ing)?[\s-]?(?:me\s+)?out)\b                      # unsubscribe me
         (?!\s+of\s+(?!(?:(?:all|the|these|this|your|any|future)\s+)?
-                      (?:{_MESSAGES}|list|mailing|newsletter|everything)\b))  # not: opt out of a class
+                      (?:{_MESSAGES}|list|mailing|newsletter|everything)\b))  # not: of a class
     | ^(?:please\s+)?stop\s+(?:it|now|immediately|already|asap)\b          # stop it / stop now
+    | (?:^|[.!?]\s*)(?:please\s+)?(?:stop|stop\s?all|unsubscribe|opt[\s-]?out)(?:\s+please)?
+        \s*(?:[.!?]|$)                              # "Stop. Who is this?" (not cancel/end)
+    | \b(?:done\s+with|sick\s+of|tired\s+of|fed\s+up\s+with|had\s+enough\s+of)\s+
+        (?:all\s+)?(?:these|your|the|this|those)\s+{_MESSAGES}\b   # sick of these texts
+    | \b(?:leave\s+me\s+alone|lose\s+my\s+number|delete\s+my\s+number)\b
+    | \bwrong\s+(?:number|person)\b                                   # not the client at all
     """,
     re.X,
 )
@@ -114,13 +125,15 @@ _OPT_OUT_SENTENCE = re.compile(
 def is_opt_out(text: str) -> bool:
     """Whether the client withdraws consent to messages: a STOP-family keyword as the whole
     reply, or a clear sentence asking for no more messages."""
-    words = _NOT_A_WORD.sub(" ", normalize_text(text)).strip()
-    return bool(_KEYWORD_REPLY.fullmatch(words)) or _mentions(_OPT_OUT_SENTENCE, normalize_text(text))
+    plain = normalize_text(text)
+    words = _NOT_A_WORD.sub(" ", plain).strip()
+    return bool(_KEYWORD_REPLY.fullmatch(words)) or _mentions(_OPT_OUT_SENTENCE, plain)
 
 
 # --- escalation ------------------------------------------------------------------------------
 
-_BODY_PART = (
+# Also what `safety` looks for in a draft that diagnoses ("you probably tore your hamstring").
+BODY_PART = (
     r"(?:(?:lower|upper|left|right)\s+)?(?:back|neck|shoulders?|knees?|hips?|ankles?|wrists?"
     r"|elbows?|foot|feet|heels?|toes?|hands?|fingers?|thumbs?|arms?|legs?|hamstrings?|quads?"
     r"|calf|calves|groin|glutes?|chest|ribs?|spine|achilles|acl|mcl|meniscus|rotator\s+cuff"
@@ -132,8 +145,11 @@ _JOINT = r"(?:back|neck|shoulders?|knees?|hips?|ankles?|wrists?|elbows?|chest|sp
 _NOT_A_SYMPTOM = re.compile(
     r"""\b(?:hurts?|hurting|aches?|aching|achy|sore|pain)\b[\s,]+(?:but\s+)?(?:[\w']+\s+){0,3}?
           (?:in\s+a\s+good\s+way|so\s+good|the\s+good\s+kind|worth\s+it)\b   # hurts in a good way
-      | \bgood\s+(?:kind\s+of\s+)?(?:pain|hurt|ache|sore(?:ness)?)\b          # the good kind of pain
-      | \bthat(?:'s|s|\s+is|\s+was)\s+(?:so\s+|really\s+)?sick\b              # that was sick (slang)
+      | \bgood\s+(?:kind\s+of\s+)?(?:pain|hurt|ache|sore(?:ness)?)\b       # the good kind of pain
+      | \b(?:that|this|it|workout|session|class|playlist|set|pump)(?:'s|s|\s+is|\s+was)
+          \s+(?:so\s+|really\s+|super\s+)?sick\b                             # that was sick (slang)
+      | \b(?:pain|hurt|ache|soreness|swelling|headache)s?(?:'s|\s+is|\s+has|\s+have|\s+are)?
+          \s+(?:\w+\s+)?(?:gone|went\s+away|cleared\s+up|disappeared)\b       # the pain's gone
       | \bsick\s+(?:of|workout|session|class|pump|gains|set|lift)\b""",
     re.X,
 )
@@ -144,16 +160,25 @@ _SELF_HARM = re.compile(
           (?:hurt(?:ing)?|cut(?:ting)?)\s+my\s?self\b|\bcutting\s+my\s?self\b
       | \bend(?:ing)?\s+(?:my\s+life|it\s+all)\b|\btake\s+my\s+(?:own\s+)?life\b
       | \b(?:want|wanna|wish\s+i\s+(?:was|were)|ready)\s+(?:to\s+)?(?:die|be\s+dead)\b
-      | \bbetter\s+off\s+(?:dead|without\s+me)\b
+      | \bbetter\s+off\s+(?:dead|without\s+me|gone)\b
+      | \b(?:no\s+one|nobody|noone)\s+would\s+(?:care|miss\s+me|notice)\b
+      | \bfeel\w*\s+(?:[\w']+\s+){0,3}?hopeless\b|\bhopelessness\b          # not "hopeless at"
+      | \b(?:don'?t|do\s+not|can'?t)\s+see\s+(?:the\s+|any\s+)?point\s+(?:in|of)\s+
+          (?:anything|living|life|going\s+on|any\s+of\s+it)\b
+      | \bwhat'?s\s+the\s+point\s+(?:of|in)\s+(?:living|life|anything|going\s+on)\b
       | \bno\s+(?:reason|point)\s+(?:to|in)\s+(?:live|living|going\s+on)\b
-      | \b(?:don'?t|do\s+not)\s+want\s+to\s+(?:live|be\s+alive|exist|wake\s+up|be\s+here\s+any\s?more)\b
+      | \b(?:don'?t|do\s+not)\s+want\s+to\s+(?:live|be\s+alive|exist|wake\s+up
+            |be\s+here\s+any\s?more)\b
       | \bcan'?t\s+(?:go\s+on|take\s+(?:it|this))\s+(?:like\s+this|any\s?more)\b|\boverdos\w*""",
     re.X,
 )
 _PREGNANCY = re.compile(
     r"""\bpreg(?:n?[ae]n?[ct]\w*|gers|go|o)\b                       # pregnant, pregnent, preggo
-      | \b(?:expecting|having)\s+(?:a\s+baby|twins|our\s+first|my\s+first)\b|\bbaby\s+on\s+the\s+way\b
-      | \btrimester\b|\bmiscarr\w*|\bmorning\s+sickness\b|\b(?:post|pre|ante)[\s-]?(?:partum|natal)\b
+      | \b(?:expecting|having)\s+(?:a\s+baby|twins|our\s+first|my\s+first)\b
+      | \bbaby\s+on\s+the\s+way\b
+      | \b(?:i'?m|i\s+am|we'?re|we\s+are)\s+(?:\w+\s+)?expecting\s*(?:[.!,;]|again\b|$)
+      | \btrimester\b|\bmiscarr\w*|\bmorning\s+sickness\b
+      | \b(?:post|pre|ante)[\s-]?(?:partum|natal)\b
       | \bgave\s+birth\b|\bjust\s+had\s+(?:a|my|the|our)\s+baby\b|\bc[\s-]?section\b|\bivf\b""",
     re.X,
 )
@@ -162,8 +187,9 @@ _INJURY = re.compile(
       | \bwhiplash\b|\bherniat\w*|\b(?:slipped|bulging)\s+dis[ck]\b
       | \b(?:tend[io]n+itis|tendinopathy|bursitis|fasciitis|arthritis)\b
       | \b(?:pulled|tore|torn|tear|ruptured?|broke|broken|twisted|rolled|jammed|tweaked|popped
-            |hurt|bruised|damaged|cracked)\s+(?:(?:my|a|the|his|her)\s+)?(?:\w+\s+)?{_BODY_PART}\b
-      | \b(?:pulled|tweaked|tore|popped|hurt)\s+(?:something|my\s?self)\b   # I think I pulled something
+            |hurt|bruised|damaged|cracked)\s+(?:(?:my|a|the|his|her)\s+)?(?:\w+\s+)?{BODY_PART}\b
+      | \b(?:pulled|tweaked|tore|popped|hurt)\s+(?:something|my\s?self)\b   # pulled something
+      | \b(?:threw|thrown|throw|put)\s+(?:out\s+my\s+{BODY_PART}|my\s+{BODY_PART}\s+out)\b
       | \b(?:had|took)\s+a\s+(?:bad\s+)?(?:fall|tumble)\b|\bfell\s+(?:over|down|off)\b
       | \bon\s+crutches\b|\bin\s+a\s+(?:cast|sling|brace)\b|\bstitches\b
       | \bsurgery\b|\bphysio\w*|\bphysical\s+therap\w*|\bchiro\w*|\bswell(?:ing|ed)\b|\bswollen\b
@@ -172,13 +198,15 @@ _INJURY = re.compile(
 )
 _ILLNESS = re.compile(
     r"""\bsick(?:ness)?\b|\bunwell\b|\billness\b
-      | \b(?:feel|feeling|felt|been|am|i'm|im|got|getting|fell|so|very|really|quite|too|still)\s+ill\b
+      | \b(?:feel|feeling|felt|been|am|i'm|im|got|getting|fell|so|very|really|quite|too
+            |still)\s+ill\b
       | \b(?:flu|influenza|covid\w*|coronavirus|fever\w*|vomit\w*|puk(?:e|ed|ing)|nause\w*
             |diarrh?o?ea|migraines?|headaches?|dizz\w*|light[\s-]?headed)\b
       | \bthr(?:ew|owing|own)\s+up\b|\bfood\s+poisoning\b|\bstomach\s+(?:bug|flu|virus)\b
       | \b(?:a|high|running\s+a)\s+temp(?:erature)?\b
-      | \b(?:caught|catching|got|have|has|had|with|fighting)\s+(?:a\s+)?(?:bad\s+|nasty\s+|head\s+
-            |chest\s+)?cold\b(?!\s+(?:shower|plunge|drink|water|brew|bath))
+      | \b(?:caught|catching|got|have|has|had|with|fighting)\s+a\s+(?:bad\s+|nasty\s+|horrible\s+
+            |heavy\s+|stinking\s+)?cold\b(?!\s+(?:shower|plunge|drink|water|brew|bath))
+      | \b(?:head|chest)\s+cold\b
       | \b(?:faint(?:ed|ing)?|pass(?:ed)?\s+out|black(?:ed)?\s+out)\b
       | \b(?:infection|virus|bronchitis|pneumonia|strep|tonsillitis|shingles|asthma|diabet\w*
             |cancer|chemo\w*|anaemi\w*|anemi\w*|palpitations?)\b
@@ -193,15 +221,19 @@ _PAIN = re.compile(
     rf"""\bpain(?:s|ful|fully)?\b|\bhurt(?:s|ing)?\b|\b(?:ache|aches|aching|achy)\b
       | \b(?:back|stomach|tummy|tooth|ear)aches?\b|\b(?:numb(?:ness)?|tingl\w*|throbb\w*)\b
       | \bpins\s+and\s+needles\b
-      | \b{_BODY_PART}(?:'s|'re|\s+(?:is|are|has\s+been|have\s+been|been))\s+(?:\w+\s+)?killing\s+me\b
+      | \b{BODY_PART}(?:'s|'re|\s+(?:is|are|has\s+been|have\s+been|been))\s+(?:\w+\s+)?
+          killing\s+me\b
       | \bsore\s+{_JOINT}\b|\b{_JOINT}(?:'s|\s+(?:is|are|feels?|feeling|still))\s+(?:\w+\s+)?sore\b
-      | \bcan'?t\s+(?:walk|move|bend|straighten|put\s+weight|lift\s+my)\b""",
+      | \bcan'?t\s+(?:walk|move|bend|straighten|put\s+weight|lift\s+my)\b
+      | \bflar(?:e|es|ed|ing)[\s-]?ups?\b
+      | \b{_JOINT}(?:'s|\s+(?:is|are|has\s+been|keeps))\s+acting\s+up\b""",
     re.X,
 )
 _LEGAL_THREAT = re.compile(
     r"""\b(?:lawyers?|attorneys?|solicitors?|lawsuits?|legal\s+action|small\s+claims
             |cease\s+and\s+desist|trading\s+standards|better\s+business\s+bureau|bbb)\b
-      | \b(?:to|in)\s+court\b|\bsu(?:e|ing)\s+(?:you|u|the\s+studio|your|them|this\s+(?:place|studio|gym))\b
+      | \b(?:to|in)\s+court\b
+      | \bsu(?:e|ing)\s+(?:you|u|the\s+studio|your|them|this\s+(?:place|studio|gym))\b
       | \b(?:i'?ll|i\s+will|i'?m\s+going\s+to|gonna|we'?ll|we\s+will|going\s+to)\s+sue\b
       | \bsuing\b|\bsued\b|\bnegligen\w*|\bliab(?:le|ility)\b
       | \breport(?:ing)?\s+(?:you|this|the\s+studio)\s+to\b""",
@@ -214,7 +246,9 @@ _BILLING_DISPUTE = re.compile(
       | \brefund\w*|\bmoney\s+back\b|\bcharge[\s-]?backs?\b|\bdisput\w*|\bunauthori[sz]ed\b
       | \b(?:didn'?t|did\s+not|never)\s+(?:authori[sz]e|agree\s+to|sign\s+up\s+for)\b
       | \b(?:still|keep|kept|keeps)\s+(?:being\s+|getting\s+)?(?:charg|bill)\w*
-      | \bcharged\s+(?:me\s+)?after\s+i\s+cancel\w*
+      | \b(?:charged|billed)\b[^.!?]{0,50}?\bi\s+(?:had\s+|already\s+)?(?:cancel\w*
+            |didn'?t\s+(?:use|attend|book)|never\s+(?:used|attended|booked))
+      | \bshould(?:n'?t|\s+not)\s+have\s+been\s+(?:charged|billed)\b
       | \b(?:call|calling|contact|contacting|told|tell)\s+my\s+(?:bank|card\s+company)\b
       | \bwhy\s+(?:was|am|have|did)\s+i\s+(?:been\s+|get\s+)?(?:charged|billed)\b
       | \bwrong\s+(?:amount|charge)\b""",
@@ -259,7 +293,7 @@ _RESCHEDULE = re.compile(
     re.X,
 )
 _CANCEL = re.compile(
-    r"""\bcanc(?:el|le)\w*|\bcall(?:ing)?\s+(?:it\s+)?off\b
+    r"""\bcanc(?:el|le)(?!l?ation)\w*|\bcall(?:ing)?\s+(?:it\s+)?off\b
       | \b(?:can'?t|cannot|can\s+not|won'?t\s+be\s+able\s+to|unable\s+to
             |not\s+(?:going\s+to|gonna)\s+(?:be\s+able\s+to\s+)?)\s*(?:make|come|attend)\b
       | \bwon'?t\s+(?:make\s+it|be\s+(?:there|in|coming))\b
@@ -267,13 +301,15 @@ _CANCEL = re.compile(
     re.X,
 )
 _QUESTION = re.compile(
-    r"\?|^(?:what|what's|whats|when|where|why|how|who|which|does|did|is|are|can|could|should"
-    r"|do\s+(?:i|we|you))\b"
+    r"""\?|^(?:what|what's|whats|when|where|why|how|who|which|does|did|is|are|can|could
+         |should|do\s+(?:i|we|you))\b(?!'t)""",  # not "can't wait"
+    re.X,
 )
 _CONFIRM = re.compile(
     r"""^(?:yes|yep|yup|yeah|yea|ya|y|sure|ok|okay|k|kk|perfect|great|deal|absolutely|definitely
           |of\s+course|will\s+do|done)\b
-      | \bsee\s+(?:you|ya|u)\b|\bcya\b|\b(?:i'?ll|will|i\s+will)\s+be\s+there\b|\bconfirm(?:ed|ing)?\b
+      | \bsee\s+(?:you|ya|u)\b|\bcya\b|\b(?:i'?ll|will|i\s+will)\s+be\s+there\b
+      | \bconfirm(?:ed|ing)?\b
       | \bcount\s+me\s+in\b|\b(?:that|it)\s+works\b|\bworks\s+for\s+me\b
       | \bsounds\s+(?:good|great|perfect)\b|\blooking\s+forward\b|\U0001f44d|\u2705|\U0001f44c""",
     re.X,
