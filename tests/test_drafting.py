@@ -11,7 +11,6 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from trainu_dagster.messaging.safety import SafetyContext, validate_draft
 
 from tests.fake_openai import Mode, fake_openai
 from trainu_dagster.messaging.drafting import (
@@ -23,6 +22,7 @@ from trainu_dagster.messaging.drafting import (
     ThreadMessage,
     drafter_from_settings,
 )
+from trainu_dagster.messaging.safety import SafetyContext, validate_draft
 from trainu_dagster.messaging.templates import check_template
 from trainu_dagster.settings import Settings
 
@@ -150,10 +150,9 @@ def test_draft_many_keeps_order_and_bounds_concurrency() -> None:
     with fake_openai("schema", delay_seconds=0.2) as (url, fake):
         results = drafter(url, max_concurrency=3).draft_many([request(p) for p in purposes])
     assert fake.max_in_flight == 3
-    expected = [TemplateDrafter().draft(request(p)) for p in purposes]
     assert all(r.outcome == "ok" for r in results)
     assert [r.text.split(",")[0] for r in results] == ["Hi Samira"] * len(purposes)
-    assert len(results) == len(expected)
+    assert len(results) == len(purposes)
     assert "reminder" in results[purposes.index("reminder")].text
 
 

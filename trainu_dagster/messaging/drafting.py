@@ -112,13 +112,24 @@ class DraftResult:
     output_redacted: str | None = None
 
 
+def _trainer(request: DraftRequest) -> str:
+    """Who the draft speaks as: the trigger's trainer, the client's, else the studio."""
+    return request.facts.get("trainer") or request.trainer_name or request.voice.studio_name
+
+
+def _subject(request: DraftRequest) -> str | None:
+    """An email's subject line (from the template, whoever wrote the body); SMS has none."""
+    if request.channel != "Email":
+        return None
+    return render(SUBJECTS[request.purpose], _variables(request))
+
+
 def _variables(request: DraftRequest) -> dict[str, str]:
-    trainer = request.facts.get("trainer") or request.trainer_name or request.voice.studio_name
     return {
         **dict.fromkeys(VARIABLES, ""),
         **request.facts,
         "first_name": request.client_first_name,
-        "trainer": trainer,
+        "trainer": _trainer(request),
         "studio": request.voice.studio_name,
         "sign_off": request.voice.sign_off,
     }
@@ -143,12 +154,9 @@ class TemplateDrafter:
                 outcome = "template_error"
         if text is None:
             text = render(default_body(request.purpose, request.channel), variables)
-        subject = (
-            render(SUBJECTS[request.purpose], variables) if request.channel == "Email" else None
-        )
         return DraftResult(
             text=text,
-            subject=subject,
+            subject=_subject(request),
             generator="template",
             outcome=outcome,
             template=name,
@@ -245,11 +253,7 @@ class OpenAIDrafter:
         completion_tokens = usage.completion_tokens if usage else None
         return DraftResult(
             text=output.text.strip(),
-            subject=(
-                render(SUBJECTS[request.purpose], _variables(request))
-                if request.channel == "Email"
-                else None
-            ),
+            subject=_subject(request),
             generator="openai",
             outcome="ok",
             tone=output.tone,
@@ -341,10 +345,9 @@ def prompt(request: DraftRequest) -> list[dict[str, str]]:
     """The chat messages for a request: instructions (from us and the owner) in the system
     message, every piece of client data as one quoted JSON document in the user message."""
     voice = request.voice
-    trainer = request.facts.get("trainer") or request.trainer_name or voice.studio_name
     system = SYSTEM.format(
         studio=voice.studio_name,
-        trainer=trainer,
+        trainer=_trainer(request),
         tone=voice.tone,
         sign_off=f' Sign off with "{voice.sign_off}".' if voice.sign_off else "",
         purpose=PURPOSES[request.purpose],
