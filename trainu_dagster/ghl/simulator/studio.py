@@ -2,7 +2,8 @@
 
 The generator builds a believable history (recurring sessions with shows, no-shows, late
 cancellations and reschedules; reminders and replies; a sales pipeline) deterministically
-from a seed. Every later change goes through a mutation that stamps `dateUpdated` and appends
+from a seed. Clients churn the ways real ones do (`Churn`: fading out, stopping at once,
+taking a break, or staying), recorded in the ground truth so backtests can be judged. Every later change goes through a mutation that stamps `dateUpdated` and appends
 to an append-only change log, so tests can compare what TrainU stored with what happened and
 the webhook sender knows what to announce. Records are kept in GHL's REST shape, keyed by
 entity kind. Clients' goals and goal entries are TrainU's own data (trainers record them in
@@ -105,20 +106,79 @@ class Change:
     record: Record = field(repr=False, compare=False)
 
 
+ChurnKind = Literal["steady", "fade", "sudden", "pause"]
+
+
+@dataclass(frozen=True)
+class Churn:
+    """Whether and how a client drifts away, as a latent engagement (0..1) over time.
+
+    Engagement is what real clients lose: it decides whether a weekly slot gets booked at
+    all and how reliably a booked session is kept. `fade` declines along a curve from
+    `onset` to `until` (then stops), `sudden` stops at `until` with no warning (a move, a
+    new job), `pause` is away from `onset` to `until` and comes back, `steady` never
+    drifts. Nothing here mirrors the risk score's rules: those have to find the drift
+    from the bookings it leaves behind."""
+
+    kind: ChurnKind
+    onset: datetime | None = None
+    until: datetime | None = None
+    shape: float = 1.0  # a fade's curvature: < 1 drops early, > 1 holds on then drops
+
+    def engagement(self, at: datetime) -> float:
+        if self.kind == "steady" or self.until is None:
+            return 1.0
+        if self.kind == "sudden" or self.onset is None:
+            return 1.0 if at < self.until else 0.0
+        if at < self.onset:
+            return 1.0
+        if self.kind == "pause":
+            return 0.0 if at < self.until else 1.0
+        if at >= self.until:
+            return 0.0
+        return (1 - (at - self.onset) / (self.until - self.onset)) ** self.shape
+
+    def record(self, contact_id: str) -> Record:
+        """The ground truth's view: what happened to this client and when."""
+        return {
+            "contactId": contact_id,
+            "kind": self.kind,
+            "onset": iso_utc(self.onset) if self.onset else None,
+            "until": iso_utc(self.until) if self.until else None,
+        }
+
+
+STEADY = Churn("steady")
+
+
 @dataclass(frozen=True)
 class Profile:
     """How a client behaves: drives generated outcomes and live activity alike."""
 
     noshow: float
     cancel: float
-    at_risk: bool
+    skip: float  # an engaged client's chance of leaving a week's slot unbooked
     slots: tuple[tuple[int, int], ...]  # (weekday, local hour)
+    churn: Churn = STEADY
 
-    def odds(self, start: datetime, now: datetime) -> tuple[float, float]:
-        """(no-show, cancel) probabilities; at-risk clients drift in the last four weeks."""
-        if self.at_risk and start >= now - timedelta(days=28):
-            return min(self.noshow * 4, 0.45), min(self.cancel * 3, 0.35)
-        return self.noshow, self.cancel
+    @property
+    def at_risk(self) -> bool:
+        """Drifting away (or drifted, before stopping): what a trainer should have caught."""
+        return self.churn.kind == "fade"
+
+    def books(self, start: datetime) -> float:
+        """Probability that the client books the week's slot starting at `start`."""
+        return (1 - self.skip) * self.churn.engagement(start)
+
+    def odds(self, start: datetime) -> tuple[float, float, float]:
+        """(no-show, cancel, share of cancels that are late) for a session at `start`:
+        a disengaging client misses more, cancels more and gives less notice."""
+        lapse = 1 - self.churn.engagement(start)
+        return (
+            self.noshow + 0.3 * lapse,
+            self.cancel + 0.2 * lapse,
+            0.4 + 0.3 * lapse,
+        )
 
 
 class Studio:
@@ -202,6 +262,7 @@ class Studio:
                 **{kind: copy.deepcopy(records) for kind, records in self.entities.items()},
                 "goal": copy.deepcopy(self.goals),
                 "goal_entry": copy.deepcopy(self.goal_entries),
+                "churn": {cid: p.churn.record(cid) for cid, p in self.profiles.items()},
             }
 
     def summary(self) -> dict[str, Any]:
@@ -229,6 +290,7 @@ class Studio:
                     )
                 ),
                 "changes": dict(Counter(c.event_type for c in self.changes)),
+                "churn": dict(Counter(p.churn.kind for p in self.profiles.values())),
             }
 
     # --- the one write path ------------------------------------------------------------
@@ -472,7 +534,7 @@ class Studio:
             appointment = self.appointments[appointment_id]
             start = datetime.fromisoformat(appointment["startTime"])
             profile = self.profiles.get(appointment["contactId"])
-            noshow = profile.odds(start, until)[0] if profile else 0.1
+            noshow = profile.odds(start)[0] if profile else 0.1
             at = max(self.now, datetime.fromtimestamp(end / 1000, UTC) + lag)
             status = "noshow" if rng.random() < noshow else "showed"
             self.set_appointment_status(appointment_id, at, status)
@@ -791,28 +853,30 @@ def _generate_client(
     joined: datetime,
     window_start: datetime,
 ) -> tuple[str, datetime | None] | None:
-    """One contact and its history; for a client, returns (contact id, when it churned or
-    None while it still trains)."""
+    """One contact and its history; for a client, returns (contact id, its last visit if
+    it churned, or None while it still trains)."""
     now = studio.now
     contact = studio.add_contact(joined, category)
     touched, trained = joined, None
     if category != "lead":
+        first = max(window_start, joined + timedelta(days=1))
+        churn = _churn(rng, category, first, now)
         profile = Profile(
             noshow=rng.uniform(0.02, 0.1),
             cancel=rng.uniform(0.04, 0.12),
-            at_risk=category == "client" and rng.random() < 0.15,
+            skip=rng.uniform(0.03, 0.2),
             slots=tuple(
                 (weekday, rng.choice(SESSION_HOURS))
                 for weekday in rng.sample(range(6), rng.choices((1, 2, 3), (45, 40, 15))[0])
             ),
+            churn=churn,
         )
         studio.profiles[contact["id"]] = profile
-        first = max(window_start, joined + timedelta(days=1))
-        last = now + timedelta(days=21)
-        if category == "churned":
-            last = first + (now - first) * rng.uniform(0.2, 0.9)
-        touched = max(touched, _generate_sessions(studio, rng, contact, profile, first, last))
-        trained = (contact["id"], last if category == "churned" else None)
+        churned = category == "churned"
+        last = churn.until if churned and churn.until else now + timedelta(days=21)
+        seen = _generate_sessions(studio, rng, contact, profile, first, last)
+        touched = max(touched, seen)
+        trained = (contact["id"], seen if churned else None)  # a fade's last visit, not its end
     touched = max(touched, _generate_messages(studio, rng, contact, joined))
     if rng.random() < 0.04 and not contact["dnd"]:
         contact.update(dnd=True, dndSettings=dnd_settings(True, "Set by staff"))
@@ -820,6 +884,25 @@ def _generate_client(
     if category != "lead" or rng.random() < 0.7:
         _generate_opportunity(studio, rng, contact, category, joined)
     return trained
+
+
+def _churn(rng: random.Random, category: str, first: datetime, now: datetime) -> Churn:
+    """A churned client faded out or stopped at once somewhere in its stay; a current
+    client may be fading right now (its stop still ahead), be taking a break, or be steady."""
+    if category == "churned":
+        until = first + (now - first) * rng.uniform(0.2, 0.9)
+        if rng.random() < 0.35:
+            return Churn("sudden", until=until)
+        onset = until - timedelta(days=rng.uniform(21, 70))
+        return Churn("fade", onset, until, shape=rng.uniform(0.5, 2.0))
+    roll = rng.random()
+    if roll < 0.15:
+        onset = now - timedelta(days=rng.uniform(7, 42))
+        return Churn("fade", onset, now + timedelta(days=rng.uniform(7, 42)), rng.uniform(0.5, 2))
+    if roll < 0.23:
+        onset = first + (now - first) * rng.random()
+        return Churn("pause", onset, onset + timedelta(days=rng.uniform(14, 42)))
+    return STEADY
 
 
 def _generate_sessions(
@@ -830,7 +913,8 @@ def _generate_sessions(
     first: datetime,
     last: datetime,
 ) -> datetime:
-    """Weekly sessions per slot with a realistic outcome mix; returns the latest update."""
+    """Weekly sessions per slot, each week's booked as the client's engagement has it,
+    with a realistic outcome mix; returns the latest update."""
     tz, latest = studio.tz, first
     calendar_id = studio.calendar_for(contact["assignedTo"])
     first_day, last_day = first.astimezone(tz).date(), last.astimezone(tz).date()
@@ -838,8 +922,9 @@ def _generate_sessions(
         day = first_day + timedelta(days=(weekday - first_day.weekday()) % 7)
         while day <= last_day:
             start = datetime(day.year, day.month, day.day, hour, tzinfo=tz)
-            updated = _session(studio, rng, contact, calendar_id, profile, start, first)
-            latest = max(latest, updated)
+            if rng.random() < profile.books(start.astimezone(UTC)):
+                updated = _session(studio, rng, contact, calendar_id, profile, start, first)
+                latest = max(latest, updated)
             day += timedelta(days=7)
     return min(latest, studio.now)
 
@@ -865,10 +950,10 @@ def _session(
         if updated >= now:  # not moved yet
             moved_from, updated = None, booked
     if start + hour <= now:
-        noshow, cancel = profile.odds(start, now)
+        noshow, cancel, late_share = profile.odds(start)
         roll = rng.random()
         if roll < cancel:
-            late = rng.random() < 0.4
+            late = rng.random() < late_share
             status = "cancelled"
             notice = timedelta(hours=rng.uniform(1, 23) if late else rng.uniform(26, 144))
             updated = max(start - notice, updated) if moved_from else start - notice
