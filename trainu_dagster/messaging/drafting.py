@@ -27,6 +27,7 @@ from uuid import UUID
 import openai
 from pydantic import BaseModel, Field, ValidationError
 
+from trainu_dagster.messaging.safety import gsm_typography
 from trainu_dagster.messaging.templates import (
     SUBJECTS,
     VARIABLES,
@@ -124,6 +125,13 @@ def _subject(request: DraftRequest) -> str | None:
     return render(SUBJECTS[request.purpose], _variables(request))
 
 
+def _as_sent(text: str, request: DraftRequest) -> str:
+    """Trimmed, and for SMS in GSM-7 punctuation, so a curly quote cannot double the
+    segments (and the cost) of a text that reads the same."""
+    text = text.strip()
+    return gsm_typography(text) if request.channel == "SMS" else text
+
+
 def _variables(request: DraftRequest) -> dict[str, str]:
     return {
         **dict.fromkeys(VARIABLES, ""),
@@ -154,6 +162,7 @@ class TemplateDrafter:
                 outcome = "template_error"
         if text is None:
             text = render(default_body(request.purpose, request.channel), variables)
+        text = _as_sent(text, request)
         return DraftResult(
             text=text,
             subject=_subject(request),
@@ -252,7 +261,7 @@ class OpenAIDrafter:
         prompt_tokens = usage.prompt_tokens if usage else None
         completion_tokens = usage.completion_tokens if usage else None
         return DraftResult(
-            text=output.text.strip(),
+            text=_as_sent(output.text, request),
             subject=_subject(request),
             generator="openai",
             outcome="ok",

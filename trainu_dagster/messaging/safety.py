@@ -14,6 +14,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
+from urllib.parse import urlsplit
+
+import phonenumbers
+import tldextract
 
 MAX_SMS_SEGMENTS = 2
 # Purposes that are marketing rather than service: an SMS must say how to opt out.
@@ -37,6 +41,7 @@ class SafetyContext:
     studio_contacts: tuple[str, ...] = ()  # the studio's own phone and email may appear
     requires_opt_out: bool | None = None  # None: SMS for a marketing purpose
     max_sms_segments: int = MAX_SMS_SEGMENTS
+    phone_region: str = "US"  # how a number written without +country is read
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,8 @@ class Verdict:
 def sms_segments(text: str) -> int:
     """How many SMS parts the text is sent as: GSM-7 160 alone or 153 per part (extension
     characters count twice), else UCS-2 70 alone or 67 per part (emoji count as two)."""
+    if not text:
+        return 0
     if all(c in _GSM_BASIC or c in _GSM_EXTENDED for c in text):
         units, single, part = sum(2 if c in _GSM_EXTENDED else 1 for c in text), 160, 153
     else:
@@ -57,6 +64,20 @@ def sms_segments(text: str) -> int:
     if units <= single:
         return 1
     return -(-units // part)
+
+
+# Typography a model (or an owner's editor) likes that is not GSM-7: one curly quote would
+# send the whole SMS as UCS-2, at 70 characters a part instead of 160.
+_GSM_LOOKALIKES = str.maketrans(
+    {"‘": "'", "’": "'", "‚": "'", "‛": "'", "′": "'", "“": '"', "”": '"', "„": '"',
+     "‟": '"', "″": '"', "–": "-", "—": "-", "‐": "-", "‑": "-", "…": "...", "\u00a0": " ",
+     "\u202f": " ", "\u2009": " "}
+)  # fmt: skip
+
+
+def gsm_typography(text: str) -> str:
+    """The same words in GSM-7 punctuation (straight quotes, hyphens, three dots)."""
+    return text.translate(_GSM_LOOKALIKES)
 
 
 def _sms_length(text: str, context: SafetyContext) -> str | None:
@@ -70,7 +91,10 @@ def _sms_length(text: str, context: SafetyContext) -> str | None:
 
 
 _MEDICAL = re.compile(
-    r"""\b(?:ice|heat|elevate|compress|strap|tape|brace)\s+(?:it|the|your|that)\b
+    r"""\b(?:ice|elevate|compress)\s+(?:it|that|the|your)\b
+      | \b(?:strap|tape|brace|splint|wrap)\s+(?:it|that)\b
+      | \b(?:apply|use|put)\s+(?:some\s+)?(?:ice|heat|an?\s+(?:ice|heat)\s+pack|a\s+(?:brace|splint
+            |bandage|compression\s+\w+))\b
       | \b(?:take|try|use|pop)\s+(?:some\s+|an?\s+)?(?:ibuprofen|advil|tylenol|aspirin|paracetamol
             |acetaminophen|painkillers?|pain\s+killers?|anti[\s-]?inflammator\w*|naproxen|aleve
             |muscle\s+relaxants?|creatine|supplements?|medication|meds)\b
@@ -80,6 +104,9 @@ _MEDICAL = re.compile(
       | \b(?:it'?s|it\s+is|sounds\s+like|that'?s|probably)\s+(?:just\s+|only\s+|a\s+)*(?:a\s+)?
           (?:sprain|strain|tendinitis|tendonitis|pulled\s+muscle|tear|pinched\s+nerve|bursitis)\b
       | \b(?:train|work|push|stretch|lift|run)\s+(?:through|past)\s+(?:the|your|it|that)?\s*pain\b
+      | \b(?:it'?ll|it\s+will|that'?ll|should)\s+heal\b
+      | \b(?:safe|fine|ok(?:ay)?)\s+to\s+(?:train|exercise|lift|run|work\s+out)\s+
+          (?:while|with|on|during|through)\b
       | \bno\s+need\s+to\s+see\s+a\s+(?:doctor|physio|gp)\b
       | \b(?:diagnos\w*|prescri\w*|dosage|dose)\b""",
     re.X | re.I,
@@ -87,48 +114,83 @@ _MEDICAL = re.compile(
 
 
 def _medical_advice(text: str, _: SafetyContext) -> str | None:
-    """Trainers are not clinicians: a draft may wish a client well, never treat them."""
+    """Trainers are not clinicians: a draft may wish a client well, never treat them.
+    Coaching cues ("brace your core", "tape your wrists") are training, not treatment."""
     match = _MEDICAL.search(text)
     return f"medical or injury advice: “{match.group().strip()}”" if match else None
 
 
+# Words after "free" that make it availability ("are you free this week?"), not a gift.
+_FREE_AS_IN_TIME = (
+    r"this|next|that|on|for|in|at|every|each|all|any|tomorrow|today|tonight|later|from|after"
+    r"|before|to|now|then|again|anytime|sometime|whenever|if|or|and|the|mon\w*|tue\w*|wed\w*"
+    r"|thu\w*|fri\w*|sat\w*|sun\w*|mornings?|evenings?|afternoons?|weekends?"
+)
 _PROMISE = re.compile(
-    r"""\b\d+\s?%\s*(?:off|discount)\b|\b(?:discount|coupon|promo(?:tion)?\s+code|voucher)\w*
-      | \b(?:free|complimentary|on\s+the\s+house)\s+(?:\w+\s+)?(?:session|class|month|week|pt
-            |training|consultation|assessment|pack)s?\b
-      | \b(?:refund|money[\s-]back|reimburs|credit\s+your\s+account|waive)\w*
-      | \bguarantee\w*|\b(?:you'?ll|you\s+will|you\s+are\s+going\s+to|you'?re\s+going\s+to)\s+
-          (?:definitely\s+)?(?:lose|drop|gain|shed|hit|reach)\s+(?:\d|\w+\s+(?:lbs?|kg|pounds|inches))
-      | \blose\s+\d+\s?(?:lbs?|kg|pounds|kilos)\b|\b(?:[$£€]\s?\d+)\s+off\b|\bhalf[\s-]price\b""",
+    rf"""\b\d+\s?%\s*(?:off|discount)\b|\b(?:discount|coupon|promo(?:tion)?\s+code|voucher)\w*
+      | \b(?:free|complimentary)\s+(?!(?:{_FREE_AS_IN_TIME})\b)(?:\w+\s+)?(?:session|class|month
+            |week|pt|training|consultation|assessment|pack|trial|intro)s?\b
+      | \bon\s+the\s+house\b|\b(?:session|class|month|week|one|it)(?:'s|\s+is|\s+are)\s+on\s+us\b
+      | \b(?:refund|money[\s-]back|reimburs|credit\s+(?:your|you|the)\s+(?:account|card)|waive)\w*
+      | \b(?:free\s+of\s+charge|no\s+(?:extra\s+)?charge|at\s+no\s+(?:extra\s+)?cost)\b
+      | \b(?:won'?t|will\s+not|wont)\s+(?:be\s+)?charg\w*
+      | \b(?:we|i)\s+guarantee\b|\bguarantee[ds]?\s+(?:to|you|that|results?|weight)\b
+      | \b(?:money[\s-]back|results?)\s+guarantee\w*|\bresults\s+(?:are\s+)?guaranteed\b
+      | \b(?:you'?ll|you\s+will|you\s+are\s+going\s+to|you'?re\s+going\s+to)\s+
+          (?:definitely\s+|surely\s+|easily\s+)?(?:lose|drop|gain|shed|hit|reach|be\s+down)\s+
+          (?:\d|\w+\s+(?:lbs?|kg|pounds|inches|sizes?)\b)
+      | \b(?:lose|drop|shed)\s+\d+\s?(?:lbs?|kg|pounds|kilos|inches|sizes?)\s+(?:in|within)\s+
+          (?:\d+|a|one|two|three|four|six)\s+(?:days?|weeks?|months?)\b
+      | \b(?:[$£€]\s?\d+)\s+off\b|\bhalf[\s-]price\b|\b(?:bogo|two\s+for\s+one|2\s?for\s?1)\b""",
     re.X | re.I,
 )
 
 
 def _promise(text: str, _: SafetyContext) -> str | None:
-    """Money and results are the owner's to offer, never a draft's."""
+    """Money and results are the owner's to offer, never a draft's. A goal the client set
+    ("Lose 10 lbs") named back to them is not a promise; "you'll lose 10 lbs" is."""
     match = _PROMISE.search(text)
     return f"promises money or results: “{match.group().strip()}”" if match else None
 
 
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
-_PHONE = re.compile(r"(?<![\w])\+?\d[\d\s().-]{6,}\d(?![\w])")
 
 
-def _digits(value: str) -> str:
-    return re.sub(r"\D", "", value)
+def _phone_key(number: phonenumbers.PhoneNumber) -> tuple[int | None, int | None]:
+    return number.country_code, number.national_number
+
+
+def _phones(text: str, region: str) -> list[tuple[str, tuple[int | None, int | None]]]:
+    """Real phone numbers in the text, by libphonenumber's matcher (times like 9.00-10.00
+    and dates like 12.03.2025 are not numbers); texts with too few digits skip it."""
+    if sum(c.isdigit() for c in text) < 6:
+        return []
+    matcher = phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.VALID)
+    return [(m.raw_string, _phone_key(m.number)) for m in matcher]
+
+
+def _own_phones(contacts: tuple[str, ...], region: str) -> set[tuple[int | None, int | None]]:
+    own = set()
+    for contact in contacts:
+        try:
+            own.add(_phone_key(phonenumbers.parse(contact, region)))
+        except phonenumbers.NumberParseException:
+            continue  # an email address, not a number
+    return own
 
 
 def _other_person_data(text: str, context: SafetyContext) -> str | None:
     """A draft goes to one client: no other client's name, no contact details but the studio's."""
     own = {c.casefold() for c in context.studio_contacts}
-    own_digits = {_digits(c)[-10:] for c in context.studio_contacts if _digits(c)}
     for email in _EMAIL.findall(text):
         if email.casefold() not in own:
             return f"an email address: {email}"
-    for phone in _PHONE.findall(text):
-        digits = _digits(phone)
-        if len(digits) >= 7 and digits[-10:] not in own_digits:
-            return f"a phone number: {phone.strip()}"
+    phones = _phones(text, context.phone_region)
+    if phones:
+        own_phones = _own_phones(context.studio_contacts, context.phone_region)
+        for raw, key in phones:
+            if key not in own_phones:
+                return f"a phone number: {raw.strip()}"
     folded = text.casefold()
     for name in context.other_names:
         if len(name.split()) < 2:  # a lone first name is too common to tell people apart
@@ -138,42 +200,65 @@ def _other_person_data(text: str, context: SafetyContext) -> str | None:
     return None
 
 
-_LINK = re.compile(
-    r"""(?:https?://|www\.)[^\s<>"']+
-      | \b(?:[a-z0-9-]+\.)+(?:com|net|org|io|co|us|uk|info|biz|me|ly|gl|app|link|site|online
-            |shop|xyz|gym|fit|fitness|health|club|ai)(?:/[^\s<>"']*)?\b""",
-    re.X | re.I,
-)
+_URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"']+", re.I)
+# A bare host name: dotted labels ending in a letter (not 6.30pm); the public suffix list
+# decides whether it is a real domain (ironoak.fit, bit.ly) or prose (e.g., a.m.).
+_BARE_HOST = re.compile(r"(?<![\w@.-])(?:[^\W_](?:[\w-]*[^\W_])?\.)+[^\W\d_][\w-]*[^\W_]", re.I)
+_SUFFIXES = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)  # bundled list, offline
 
 
-def _host(link: str) -> str:
-    host = re.sub(r"^(?:https?://)", "", link, flags=re.I).split("/")[0].split("?")[0]
-    return host.rstrip(".,;:!?)").casefold().removeprefix("www.")
+def _hosts(text: str) -> list[tuple[str, str]]:
+    """(as written, host) for every link: full URLs (userinfo and ports stripped, so
+    ironoak.fit@evil.example is evil.example) and bare domains."""
+    found = []
+    for match in _URL.finditer(text):
+        written = match.group().rstrip(".,;:!?)")
+        url = written if "://" in written else "http://" + written
+        try:
+            host = urlsplit(url).hostname or ""
+        except ValueError:
+            host = ""
+        found.append((written, host.casefold().rstrip(".")))
+    rest = _EMAIL.sub(" ", _URL.sub(" ", text))  # an address is not a link
+    for match in _BARE_HOST.finditer(rest):
+        if _SUFFIXES(match.group()).suffix:
+            found.append((match.group(), match.group().casefold()))
+    return found
 
 
 def _link(text: str, context: SafetyContext) -> str | None:
-    """Links only to the studio's own domains: anything else may be phishing or a typo."""
+    """Links only to the studio's own domains and their subdomains: anything else may be
+    phishing (studio.com.billing-secure.net is billing-secure.net's) or a typo."""
     allowed = [d.casefold().removeprefix("www.") for d in context.allowed_link_domains]
-    for match in _LINK.finditer(_EMAIL.sub(" ", text)):  # an address is not a link
-        host = _host(match.group())
-        if not host:
-            continue
-        if not any(host == d or host.endswith("." + d) for d in allowed):
-            return f"a link outside the studio's domains: {match.group()}"
+    for written, host in _hosts(text):
+        host = host.removeprefix("www.")
+        if not host or not any(host == d or host.endswith("." + d) for d in allowed):
+            return f"a link outside the studio's domains: {written}"
     return None
 
 
 _PLACEHOLDER = re.compile(
-    r"""\{\{|\}\}|\{[\w\s.-]*\}|\[\s*(?:insert|client|first|name|your|trainer|date|time|studio
-            |link|phone|x+)\b[^\]]*\]|<\s*(?:first|client|name|insert|trainer|date|time)[^>]*>
-      | %[sd]\b|\bX{3,}\b|\bTBD\b|\bTODO\b|\blorem\s+ipsum\b|^(?:hi|hey|hello|dear)\s*,""",
+    r"""\{\{|\}\}|\$?\{\s*[\w\s.-]*\}|\$[^\W\d]\w*|%\(\w+\)[sd]|%[sd]\b|%[^\W\d]\w*%
+      | \*\|\w+\|\*|\[\[|\]\]|<<|>>
+      | \[\s*[^\W\d_][^\[\]\n]{0,40}\]|<\s*[^\W\d_][\w\s.'-]{0,40}>
+      | \bX{3,}\b|\bTB[DC]\b|\bTODO\b|\bFIXME\b|\blorem\s+ipsum\b
+      | ^(?:hi|hey|hello|dear)\s*,
+      | (?<=\S)[^\S\n]+,|,\s*,|\(\s*\)|\w[^\S\n]{2,}\w
+      | \b(?:with|at|on|for|from|by)[^\S\n]+[.!?]""",
     re.X | re.I | re.M,
+)
+# A missing value printed by code: "Hi None," "with null" (case matters: "None of the..." is prose).
+_MISSING_VALUE = re.compile(
+    r"(?i:\b(?:hi|hey|hello|dear|with|at|on|for|from|by|to)\s+)(?:None|NULL|null|nil|NaN)\b(?!\s+of\b)"
+    r"|\b(?:undefined|NaN|NULL)\b"
 )
 
 
 def _placeholder(text: str, _: SafetyContext) -> str | None:
-    """A hole left in a template or a model's answer reads as careless, or worse."""
-    match = _PLACEHOLDER.search(text)
+    """A hole left in a template or a model's answer reads as careless, or worse: template
+    syntax of any common kind, a [bracketed] or <angled> slot, a printed None, or a gap
+    where a value should be ("booked with , at 6")."""
+    match = _PLACEHOLDER.search(text) or _MISSING_VALUE.search(text)
     return f"an unfilled placeholder: “{match.group().strip()}”" if match else None
 
 
