@@ -27,7 +27,7 @@ Mode = Literal["schema", "json_mode_only", "garbage", "refusal", "slow", "rate_l
                "obedient", "escalate", "promising"]  # fmt: skip
 
 CANNED = {
-    "confirmation": "you're all set for {when}. Reply YES to confirm!",
+    "confirmation": "you’re all set for {when}. Reply YES to confirm!",  # a model's apostrophe
     "reminder": "quick reminder of your session tomorrow, {when}. See you there!",
     "no_show_checkin": "we missed you today. All good? Reply and we'll find a new time.",
     "reschedule_offer": "no worries about today. Want to pick another time this week?",

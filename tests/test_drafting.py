@@ -56,12 +56,19 @@ def test_structured_output_is_parsed_with_its_telemetry() -> None:
     assert (
         result.text == "Hi Samira, you're all set for Thu 3 Dec at 6:30 pm. Reply YES to confirm!"
     )
+    # the model's curly apostrophe is straightened for SMS (GSM-7: 160 a segment, not 70)
     assert (result.tone, result.escalate) == ("warm", False)
     assert (result.prompt_tokens, result.completion_tokens) == (310, 42)
     assert result.cost_estimate_usd == pytest.approx((310 * 0.15 + 42 * 0.60) / 1e6)
     # kept only redacted: the client's and the trainer's names replaced
     assert "Samira" not in result.prompt_redacted and "[client]" in result.prompt_redacted
     assert "Jordan Lee" not in result.prompt_redacted and "Samira" not in result.output_redacted
+
+
+def test_an_email_keeps_the_models_typography() -> None:
+    with fake_openai("schema") as (url, _):
+        result = drafter(url).draft(request(channel="Email"))
+    assert result.text.startswith("Hi Samira, you’re all set")
 
 
 def test_a_server_without_json_schema_gets_json_mode_and_is_remembered() -> None:
