@@ -21,6 +21,7 @@ from trainu_dagster.messaging.drafting import (
     TemplateDrafter,
     ThreadMessage,
     drafter_from_settings,
+    open_drafter,
 )
 from trainu_dagster.messaging.safety import SafetyContext, validate_draft
 from trainu_dagster.messaging.templates import check_template
@@ -210,3 +211,8 @@ def test_without_a_key_the_embedded_default_is_templates() -> None:
     )
     assert isinstance(keyed, OpenAIDrafter) and keyed.max_concurrency == 16
     keyed.close()
+    # a run's drafter lets go of the model server's connections when the run is done
+    settings = Settings(openai_api_key="sk-x", openai_base_url="http://127.0.0.1:9/v1")
+    with open_drafter(settings) as used:
+        assert isinstance(used, OpenAIDrafter) and not used._client.is_closed()
+    assert used._client.is_closed()

@@ -155,7 +155,7 @@ def test_gsm_typography_keeps_a_curly_text_in_one_segment() -> None:
     curly = "Hi Maya, you’re booked – “Thursday” at 6… " * 2 + "See you!"
     assert sms_segments(curly) == 2  # one curly quote makes it UCS-2, 70 a part
     plain = gsm_typography(curly)
-    assert plain.startswith("Hi Maya, you're booked - \"Thursday\" at 6... ")
+    assert plain.startswith('Hi Maya, you\'re booked - "Thursday" at 6... ')
     assert sms_segments(plain) == 1
 
 

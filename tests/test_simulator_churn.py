@@ -37,9 +37,7 @@ def at(value: str | None) -> datetime:
     return datetime.fromisoformat(value)
 
 
-def window(
-    sessions: list[tuple[datetime, str]], start: datetime, end: datetime
-) -> list[str]:
+def window(sessions: list[tuple[datetime, str]], start: datetime, end: datetime) -> list[str]:
     return [status for when, status in sessions if start <= when < end]
 
 
@@ -136,10 +134,11 @@ def test_steady_clients_skip_some_weeks_but_keep_coming(studio: Studio) -> None:
     churn, by = studio.truth()["churn"], sessions_of(studio)
     booked = possible = 0
     for contact_id, profile in studio.profiles.items():
-        if churn[contact_id]["kind"] != "steady" or "churned" in studio.contacts[contact_id]["tags"]:
+        contact = studio.contacts[contact_id]
+        if churn[contact_id]["kind"] != "steady" or "churned" in contact["tags"]:
             continue
         starts = [when for when, _ in by[contact_id] if NOW - 84 * DAY <= when < NOW]
-        joined = at(studio.contacts[contact_id]["dateAdded"])
+        joined = at(contact["dateAdded"])
         if joined > NOW - 90 * DAY:
             continue
         booked += len(starts)

@@ -540,7 +540,9 @@ def test_a_permanent_channel_dnd_is_an_opt_out_even_without_global_dnd() -> None
         ("", False),
     ],
 )
-def test_a_stop_family_reply_is_an_opt_out_and_a_word_in_passing_is_not(body: str, opted_out: bool) -> None:
+def test_a_stop_family_reply_is_an_opt_out_and_a_word_in_passing_is_not(
+    body: str, opted_out: bool
+) -> None:
     parsed = parse(example("InboundMessage-stop") | {"body": body})
     expected = [
         (CONTACT, "stop_reply", "SMS", datetime(2026, 11, 18, 1, 7, 53, 412000, tzinfo=UTC))

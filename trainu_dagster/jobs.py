@@ -37,7 +37,7 @@ from trainu_dagster.ingest.pull import (
     pull_stream,
 )
 from trainu_dagster.ingest.retry import retry_due
-from trainu_dagster.messaging.drafting import drafter_from_settings
+from trainu_dagster.messaging.drafting import open_drafter
 from trainu_dagster.messaging.drafts import react_to_deliveries
 from trainu_dagster.resources.ghl import GhlResource
 from trainu_dagster.resources.postgres import PostgresResource
@@ -86,23 +86,24 @@ def apply_webhook_deliveries(
             "dead-letter queue"
         )
 
-    drafter = drafter_from_settings(get_settings())
-
-    def draft(conn: psycopg.Connection, batch: IngestSummary) -> None:
-        outcome = react_to_deliveries(conn, batch.delivered, drafter, now=datetime.now(UTC))
-        if outcome.created or outcome.needs_manual or outcome.escalated or outcome.withdrawn:
-            context.log.info(
-                f"drafts: {len(outcome.created)} pending approval, {len(outcome.needs_manual)} "
-                f"need manual work, {len(outcome.escalated)} escalated, "
-                f"{outcome.withdrawn} withdrawn"
-            )
-
     limits = DrainLimits(
         max_seconds=config.max_seconds,
         idle_seconds=config.idle_seconds,
         report_seconds=config.report_seconds,
     )
-    drain(database.database().connect, limits, report, after_batch=draft)
+    with open_drafter(get_settings()) as drafter:
+
+        def draft(conn: psycopg.Connection, batch: IngestSummary) -> None:
+            outcome = react_to_deliveries(conn, batch.delivered, drafter, now=datetime.now(UTC))
+            if outcome.created or outcome.needs_manual or outcome.escalated or outcome.withdrawn:
+                context.log.info(
+                    f"drafts: {len(outcome.created)} pending approval, "
+                    f"{len(outcome.needs_manual)} need manual work, "
+                    f"{len(outcome.escalated)} escalated, "
+                    f"{outcome.withdrawn} withdrawn"
+                )
+
+        drain(database.database().connect, limits, report, after_batch=draft)
 
 
 @job(

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from dagster import AssetExecutionContext, AssetKey, AutomationCondition, MaterializeResult, asset
 
 from trainu_dagster.assets.insights import CLIENT_RISK
-from trainu_dagster.messaging.drafting import drafter_from_settings
+from trainu_dagster.messaging.drafting import open_drafter
 from trainu_dagster.messaging.drafts import make_drafts, plan_state_drafts
 from trainu_dagster.resources.postgres import PostgresResource
 from trainu_dagster.settings import get_settings
@@ -30,8 +30,7 @@ HOURLY = AutomationCondition.cron_tick_passed("0 * * * *").since_last_handled()
 )
 def state_drafts(context: AssetExecutionContext, database: PostgresResource) -> MaterializeResult:
     now = datetime.now(UTC)
-    drafter = drafter_from_settings(get_settings())
-    with database.connect() as conn:
+    with open_drafter(get_settings()) as drafter, database.connect() as conn:
         plans = plan_state_drafts(conn, now=now)
         outcome = make_drafts(conn, plans, drafter, now=now)
         conn.commit()

@@ -17,8 +17,9 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
@@ -322,6 +323,17 @@ def drafter_from_settings(settings: Settings) -> TemplateDrafter | OpenAIDrafter
         timeout=settings.openai_timeout_seconds,
         max_concurrency=settings.openai_max_concurrency,
     )
+
+
+@contextmanager
+def open_drafter(settings: Settings) -> Iterator[TemplateDrafter | OpenAIDrafter]:
+    """`drafter_from_settings` for one run: the model client's connections closed after."""
+    drafter = drafter_from_settings(settings)
+    try:
+        yield drafter
+    finally:
+        if isinstance(drafter, OpenAIDrafter):
+            drafter.close()
 
 
 # --- the prompt -------------------------------------------------------------------------------

@@ -3,8 +3,9 @@
 The generator builds a believable history (recurring sessions with shows, no-shows, late
 cancellations and reschedules; reminders and replies; a sales pipeline) deterministically
 from a seed. Clients churn the ways real ones do (`Churn`: fading out, stopping at once,
-taking a break, or staying), recorded in the ground truth so backtests can be judged. Every later change goes through a mutation that stamps `dateUpdated` and appends
-to an append-only change log, so tests can compare what TrainU stored with what happened and
+taking a break, or staying), recorded in the ground truth so backtests can be judged.
+Every later change goes through a mutation that stamps `dateUpdated` and appends to an
+append-only change log, so tests can compare what TrainU stored with what happened and
 the webhook sender knows what to announce. Records are kept in GHL's REST shape, keyed by
 entity kind. Clients' goals and goal entries are TrainU's own data (trainers record them in
 TrainU, not GHL), so they live beside `entities`, in the app tables' shape, and are never served.
