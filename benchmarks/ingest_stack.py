@@ -7,7 +7,8 @@ UI, Streamlit), in a temporary state directory on free ports, and measures:
 1. first start: how long until the simulated studio's history has landed and every mart
    is populated (the bookings mart against the simulator's ground truth);
 2. the live phase, at the simulator's live rate: webhook received → applied to
-   `raw.ghl_*` latency (p50/p95/p99/max), ingest runs launched, the most ever waiting;
+   `raw.ghl_*` latency (p50/p95/p99/max), webhook received → its draft in the inbox
+   (confirmations, no-show check-ins, replies...), ingest runs launched, the most waiting;
 3. a burst of 5,000 signed deliveries posted at once: time until all are applied;
 4. throughout: the CPU each service uses, of this machine's cores.
 
@@ -191,13 +192,32 @@ def latencies(conn: psycopg.Connection, since: datetime, until: datetime, marker
         "SELECT count(*) FROM raw.webhook_events WHERE received_at BETWEEN %s AND %s "
         "AND status = 'pending'", (since, until),
     ).fetchone()[0]  # fmt: skip
-    seconds = [float(r[0]) for r in rows]
-    if not seconds:
-        return {"deliveries": 0, "still_pending": pending}
+    return {"still_pending": pending, **spread("deliveries", [float(r[0]) for r in rows])}
+
+
+def draft_latencies(conn: psycopg.Connection, since: datetime, until: datetime) -> dict:
+    """Webhook received → its draft in the inbox (the draft carries the delivery's
+    correlation id), for deliveries received in the window; by purpose too."""
+    rows = conn.execute(
+        """SELECT m.purpose, extract(epoch FROM m.created_at - w.received_at)
+           FROM app.messages m JOIN raw.webhook_events w ON w.correlation_id = m.correlation_id
+           WHERE w.received_at BETWEEN %s AND %s AND m.direction = 'outbound'
+             AND m.draft_body IS NOT NULL ORDER BY 2""",
+        (since, until),
+    ).fetchall()
+    purposes = defaultdict(int)
+    for purpose, _ in rows:
+        purposes[purpose] += 1
+    return {"by_purpose": dict(purposes), **spread("drafts", [float(r[1]) for r in rows])}
+
+
+def spread(what: str, seconds: list[float]) -> dict:
+    """How many, and the latency percentiles of, sorted `seconds`."""
+    if len(seconds) < 2:
+        return {what: len(seconds)}
     cuts = statistics.quantiles(seconds, n=100)
     return {
-        "deliveries": len(seconds),
-        "still_pending": pending,
+        what: len(seconds),
         "p50_s": round(cuts[49], 3),
         "p95_s": round(cuts[94], 3),
         "p99_s": round(cuts[98], 3),
@@ -275,6 +295,7 @@ def main() -> None:
         time.sleep(3)  # let the last deliveries of the phase be applied
         with psycopg.connect(app_url) as conn:
             live = latencies(conn, live_from, live_until, "wh:bench-burst-%")
+            drafts = draft_latencies(conn, live_from, live_until)
         with psycopg.connect(dagster_url) as conn:
             runs = dict(conn.execute(
                 "SELECT status, count(*) FROM runs WHERE pipeline_name = 'ingest_webhook_events' "
@@ -283,11 +304,12 @@ def main() -> None:
         results["live"] = {
             "seconds": args.live_seconds,
             "webhooks_received_to_applied": live,
+            "webhook_received_to_draft": drafts,
             "ingest_runs_created": runs,
             "ingest_runs_waiting_max": max(waiting_before, sampler.waiting_max),
             "cores_used": cores_used(cpu_before, sampler.cpu_by_service(), args.live_seconds),
         }
-        print(f"live: {live}", flush=True)
+        print(f"live: {live}; drafts: {drafts}", flush=True)
 
         # 3. the burst
         key = load_or_create_signing_key(state / "simulator" / "ed25519.pem")
