@@ -368,19 +368,22 @@ def make_drafts(
         again = _draft_all(drafter, [_avoiding(requests[i], verdicts[i]) for i in retry])
         for i, result in zip(retry, again, strict=True):
             results[i], verdicts[i] = result, validate_draft(result.text, contexts[i])
-    for plan, request, result, verdict in zip(wanted, requests, results, verdicts, strict=True):
-        message_id = _store(conn, plan, request, result, verdict, clients[plan.client_id])
-        if message_id is None:  # another run made it meanwhile
-            outcome.skipped += 1
-            continue
-        (outcome.created if _ready(result, verdict) else outcome.needs_manual).append(message_id)
-        _agent_event(conn, plan.location_id, plan.client_id, message_id, plan.correlation_id,
-                     "draft", _telemetry(result, verdict))  # fmt: skip
-        emit_event(conn, "draft_created", actor="system:drafts", analytics=configured_analytics(),
-                   location_id=plan.location_id, entity_type="message",
-                   entity_id=str(message_id), correlation_id=plan.correlation_id,
-                   properties={"purpose": plan.purpose, "generator": result.generator,
-                               "needs_manual": not _ready(result, verdict)})  # fmt: skip
+    with conn.pipeline():  # the writes stream to the server, not one round trip each
+        for plan, request, result, verdict in zip(wanted, requests, results, verdicts, strict=True):
+            message_id = _store(conn, plan, request, result, verdict, clients[plan.client_id])
+            if message_id is None:  # another run made it meanwhile
+                outcome.skipped += 1
+                continue
+            ready = _ready(result, verdict)
+            (outcome.created if ready else outcome.needs_manual).append(message_id)
+            _agent_event(conn, plan.location_id, plan.client_id, message_id, plan.correlation_id,
+                         "draft", _telemetry(result, verdict))  # fmt: skip
+            emit_event(conn, "draft_created", actor="system:drafts",
+                       analytics=configured_analytics(), location_id=plan.location_id,
+                       entity_type="message", entity_id=str(message_id),
+                       correlation_id=plan.correlation_id,
+                       properties={"purpose": plan.purpose, "generator": result.generator,
+                                   "needs_manual": not ready})  # fmt: skip
     return outcome
 
 

@@ -156,14 +156,19 @@ def _promise(text: str, _: SafetyContext) -> str | None:
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 
 
+# Seven digits written together (separators allowed): the least any phone number has.
+_DIGIT_RUN = re.compile(r"\d(?:[\s().+-]{0,3}\d){6,}")
+
+
 def _phone_key(number: phonenumbers.PhoneNumber) -> tuple[int | None, int | None]:
     return number.country_code, number.national_number
 
 
 def _phones(text: str, region: str) -> list[tuple[str, tuple[int | None, int | None]]]:
     """Real phone numbers in the text, by libphonenumber's matcher (times like 9.00-10.00
-    and dates like 12.03.2025 are not numbers); texts with too few digits skip it."""
-    if sum(c.isdigit() for c in text) < 6:
+    and dates like 12.03.2025 are not numbers); a text without seven digits together skips
+    it (the matcher costs a third of a millisecond)."""
+    if not _DIGIT_RUN.search(text):
         return []
     matcher = phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.VALID)
     return [(m.raw_string, _phone_key(m.number)) for m in matcher]
