@@ -79,6 +79,26 @@ def test_the_backtests_features_are_the_marts_at_the_same_moment(built: Database
     assert mart["has_stalled_goal"].any() and mart["has_upcoming"].any()
 
 
+def test_the_day_is_the_studios_local_day(built: Database) -> None:
+    """A score's day starts at the studio's local midnight: 02:00 UTC is still yesterday
+    in New York, and the same instant is today in Tokyo."""
+    late = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)  # 21:00 on the 20th in New York
+    with built.connect() as conn:
+        timezone = conn.execute(
+            "SELECT timezone FROM app.locations WHERE location_id = %s", (LOCATION,)
+        ).fetchone()[0]
+        score_clients(conn, RiskConfig(), as_of=late)
+        new_york = conn.execute("SELECT DISTINCT scored_at FROM app.insights").fetchall()
+        conn.execute("DELETE FROM app.insights")
+        conn.execute("UPDATE app.locations SET timezone = 'Asia/Tokyo'")
+        score_clients(conn, RiskConfig(), as_of=late)
+        tokyo = conn.execute("SELECT DISTINCT scored_at FROM app.insights").fetchall()
+        conn.rollback()
+    assert timezone == "America/New_York"
+    assert new_york == [(datetime(2026, 11, 20, 5, 0, tzinfo=UTC),)]  # midnight EST
+    assert tokyo == [(datetime(2026, 11, 20, 15, 0, tzinfo=UTC),)]  # midnight on the 21st, JST
+
+
 def test_one_score_per_active_client_per_day_and_rerunning_adds_nothing(built: Database) -> None:
     config = RiskConfig()
     with built.connect() as conn:

@@ -61,13 +61,15 @@ WRITE_SCORES = f"""
 WITH written AS (
     INSERT INTO app.insights AS i (location_id, client_id, scored_at, risk_score, risk_band,
                                    reasons, features, reason, model_version)
-    SELECT s.location_id, s.client_id,
-           date_trunc('day', %(as_of)s::timestamptz AT TIME ZONE l.timezone)
-               AT TIME ZONE l.timezone,
+    SELECT s.location_id, s.client_id, l.today,
            s.risk_score, s.risk_band, {FACTORS_JSON},
            jsonb_build_object({", ".join(f"'{name}', s.{name}" for name in FEATURES)}),
            s.reason, %(version)s
-    FROM scored s JOIN app.locations l USING (location_id)
+    FROM scored s
+    JOIN (SELECT location_id,  -- the studio's local midnight, once per studio
+                 date_trunc('day', %(as_of)s::timestamptz AT TIME ZONE timezone)
+                     AT TIME ZONE timezone AS today
+          FROM app.locations) l USING (location_id)
     ON CONFLICT (client_id, scored_at, model_version) DO NOTHING
     RETURNING i.id, i.client_id, i.location_id, i.risk_band, i.scored_at
 ),
