@@ -29,7 +29,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -205,9 +205,7 @@ def draft_latencies(conn: psycopg.Connection, since: datetime, until: datetime) 
              AND m.draft_body IS NOT NULL ORDER BY 2""",
         (since, until),
     ).fetchall()
-    purposes = defaultdict(int)
-    for purpose, _ in rows:
-        purposes[purpose] += 1
+    purposes = Counter(purpose for purpose, _ in rows)
     return {"by_purpose": dict(purposes), **spread("drafts", [float(r[1]) for r in rows])}
 
 

@@ -368,7 +368,7 @@ def make_drafts(
         again = _draft_all(drafter, [_avoiding(requests[i], verdicts[i]) for i in retry])
         for i, result in zip(retry, again, strict=True):
             results[i], verdicts[i] = result, validate_draft(result.text, contexts[i])
-    with conn.pipeline():  # the writes stream to the server, not one round trip each
+    with conn.pipeline():  # the agent events go without waiting; only RETURNINGs wait
         for plan, request, result, verdict in zip(wanted, requests, results, verdicts, strict=True):
             message_id = _store(conn, plan, request, result, verdict, clients[plan.client_id])
             if message_id is None:  # another run made it meanwhile
