@@ -315,17 +315,36 @@ def test_request_budget_is_a_sliding_window() -> None:
     budget = RequestBudget(requests=3, window=10.0, margin=0.0, clock=lambda: now[0], sleep=sleep)
     for at in (0.0, 1.0, 2.0):
         now[0] = at
-        budget.acquire("loc")
+        with budget.slot("loc"):
+            pass
     assert slept == []
-    budget.acquire("loc")  # the 4th waits until the 1st leaves the window
+    with budget.slot("loc"):  # the 4th waits until the 1st leaves the window
+        pass
     assert now[0] == pytest.approx(10.0)
-    budget.acquire("other-location")  # budgets are per location
+    with budget.slot("other-location"):  # budgets are per location
+        pass
     assert len(slept) == 1
+
+
+def test_request_budget_counts_a_request_from_its_answer_not_its_departure() -> None:
+    """GHL counts a request when it arrives, which a slow network or a busy server puts
+    anywhere up to its answer: the next request in its slot waits a window from then."""
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    budget = RequestBudget(requests=1, window=10.0, margin=0.0, clock=lambda: now[0], sleep=sleep)
+    with budget.slot("loc"):
+        now[0] = 3.0  # the answer took three seconds
+    with budget.slot("loc"):
+        assert now[0] == pytest.approx(13.0)
 
 
 def test_request_budget_stops_at_the_daily_limit() -> None:
     budget = RequestBudget(requests=100, daily=2)
-    budget.acquire("loc")
-    budget.acquire("loc")
-    with pytest.raises(GhlError, match="daily limit"):
-        budget.acquire("loc")
+    for _ in range(2):
+        with budget.slot("loc"):
+            pass
+    with pytest.raises(GhlError, match="daily limit"), budget.slot("loc"):
+        pass

@@ -16,7 +16,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -80,25 +81,36 @@ class DailyLimitReached(GhlError):
 class RequestBudget:
     """At most `requests` per any `window` seconds per location, and `daily` per day.
 
-    A sliding log of send times: exact, so a long pull runs at the full ceiling without
-    tripping GHL's own limiter. `margin` absorbs the difference between our clock at send
-    and GHL's at receipt (on a busy 2-core machine 50 ms was seen to fall short; 250 ms
-    costs 2.5% of the ceiling).
+    A sliding log, exact, so a long pull runs at the full ceiling without tripping GHL's
+    own limiter. A request holds its slot while in flight and is logged when its answer
+    arrives, not when it leaves: GHL counted it somewhere in between, so however long it
+    sat in a queue (ours, the network's or GHL's) the log is never earlier than GHL's, and
+    the next request in that slot cannot reach GHL inside its window. `margin` only covers
+    the two clocks ticking at slightly different rates.
     """
 
     requests: int = 100
     window: float = 10.0
     daily: int = 200_000
-    margin: float = 0.25
+    margin: float = 0.05
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
-    _sent: dict[str, deque[float]] = field(default_factory=dict, init=False)
+    _answered: dict[str, deque[float]] = field(default_factory=dict, init=False)
+    _in_flight: dict[str, int] = field(default_factory=dict, init=False)
     _days: dict[str, tuple[str, int]] = field(default_factory=dict, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
-    def acquire(self, location_id: str) -> None:
+    @contextmanager
+    def slot(self, location_id: str) -> Iterator[None]:
+        """Hold one request's slot: wait for it, then log it once the request is over."""
         while (wait := self._try_acquire(location_id)) > 0:
             self.sleep(wait)  # outside the lock: other locations keep going
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight[location_id] -= 1
+                self._answered[location_id].append(self.clock())
 
     def _try_acquire(self, location_id: str) -> float:
         """Take a slot and return 0, or return how long to wait for one."""
@@ -109,13 +121,16 @@ class RequestBudget:
                 day, used = today, 0
             if used >= self.daily:
                 raise DailyLimitReached(429, f"daily limit of {self.daily} requests reached")
-            sent = self._sent.setdefault(location_id, deque())
+            answered = self._answered.setdefault(location_id, deque())
+            in_flight = self._in_flight.get(location_id, 0)
             now = self.clock()
-            while sent and sent[0] <= now - self.window - self.margin:
-                sent.popleft()
-            if len(sent) >= self.requests:
-                return sent[0] + self.window + self.margin - now
-            sent.append(now)
+            while answered and answered[0] <= now - self.window - self.margin:
+                answered.popleft()
+            if len(answered) + in_flight >= self.requests:
+                if not answered:  # every slot is in flight: one frees when it is answered
+                    return 0.01
+                return answered[0] + self.window + self.margin - now
+            self._in_flight[location_id] = in_flight + 1
             self._days[location_id] = (day, used + 1)
             return 0.0
 
@@ -410,10 +425,10 @@ class GhlClient:
         params: Mapping[str, Any] | None,
         json: Mapping[str, Any] | None,
     ) -> dict[str, Any]:
-        self.budget.acquire(location_id)
-        response = self._http.request(
-            method, path, params=params, json=json, headers={"Version": API_VERSIONS[api]}
-        )
+        with self.budget.slot(location_id):
+            response = self._http.request(
+                method, path, params=params, json=json, headers={"Version": API_VERSIONS[api]}
+            )
         if response.headers.get("x-ratelimit-daily-remaining") == "0":
             self.budget.exhaust_day(location_id)
         if response.is_success:
