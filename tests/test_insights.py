@@ -22,7 +22,7 @@ from trainu_dagster.ingest.pull import STREAMS, PullOptions, pull_stream
 from trainu_dagster.insights.backtest import backtest
 from trainu_dagster.insights.config import RiskConfig
 from trainu_dagster.insights.features import features_as_of, load_history
-from trainu_dagster.insights.history import READ_FEATURES, score_clients
+from trainu_dagster.insights.history import read_features, score_clients
 from trainu_dagster.insights.scoring import FEATURES
 from trainu_dagster.resources.postgres import PostgresResource
 
@@ -59,9 +59,7 @@ def built(
 
 def mart_features(database: Database) -> pd.DataFrame:
     with database.connect() as conn:
-        cur = conn.execute(READ_FEATURES)
-        rows = cur.fetchall()
-        return pd.DataFrame(rows, columns=[c.name for c in cur.description])
+        return read_features(conn)
 
 
 def test_the_backtests_features_are_the_marts_at_the_same_moment(built: Database) -> None:

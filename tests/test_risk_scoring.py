@@ -3,6 +3,7 @@ name exactly the factors that weighed, and configuration that refuses nonsense."
 
 from __future__ import annotations
 
+import json
 import math
 
 import pandas as pd
@@ -10,7 +11,8 @@ import pytest
 from pydantic import ValidationError
 
 from trainu_dagster.insights.config import FACTORS, RiskConfig
-from trainu_dagster.insights.scoring import active, score
+from trainu_dagster.insights.history import features_json, reasons_json
+from trainu_dagster.insights.scoring import FEATURES, active, score
 
 NAN = math.nan
 
@@ -110,3 +112,26 @@ def test_active_clients_attended_recently_or_have_something_booked() -> None:
         }
     )
     assert active(frame, RiskConfig()).tolist() == [True, True, False, False]
+
+
+def test_the_stored_json_is_the_scored_frame(scored: pd.DataFrame) -> None:
+    """What `app.insights` keeps: the features as the score saw them (unknown as null)
+    and the factors that contributed, each with its weight, value and points."""
+    config = RiskConfig()
+    features = [json.loads(text) for text in features_json(scored).to_pylist()]
+    reasons = [json.loads(text) for text in reasons_json(scored, config).to_pylist()]
+    by_name = dict(zip(scored.index, zip(features, reasons, strict=True), strict=True))
+    for name, (stored, factors) in by_name.items():
+        row = scored.loc[name]
+        assert list(stored) == list(FEATURES)
+        for feature in FEATURES:
+            expected = row[feature]
+            assert stored[feature] == (None if pd.isna(expected) else expected), (name, feature)
+        assert factors == [
+            {"factor": f, "weight": config.weights[f], "value": row[f"value_{f}"],
+             "points": row[f"points_{f}"]}
+            for f in FACTORS if row[f"points_{f}"] > 0
+        ]  # fmt: skip
+    assert by_name["steady"][1] == []  # nothing contributed: an empty list, not a lost row
+    assert by_name["new_and_booked"][0]["days_since_last_attended"] is None
+    assert by_name["gone_quiet"][0]["has_stalled_goal"] is True

@@ -10,61 +10,62 @@ then. History accumulates a row a day, which is what trends and the backtest rea
 from __future__ import annotations
 
 import io
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
+import numpy as np
 import pandas as pd
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyarrow import csv
 
 from trainu_dagster.insights.config import FACTORS, RiskConfig
 from trainu_dagster.insights.scoring import FEATURES, active, score
 
+# The mart's rows travel out by COPY as CSV into Arrow (a tenth of fetching them as
+# Python tuples); its columns, as the score reads them.
 READ_FEATURES = """
-SELECT client_id, location_id, contact_id, is_opted_out, days_since_last_attended,
-       usual_gap_days::float AS usual_gap_days, attended_last_28d, attended_prior_28d,
-       no_shows_last_28d, late_cancellations_last_28d,
-       next_booking_at IS NOT NULL AS has_upcoming, has_stalled_goal
-FROM marts.client_activity
+COPY (
+    SELECT client_id, location_id, days_since_last_attended,
+           usual_gap_days::float AS usual_gap_days, attended_last_28d, attended_prior_28d,
+           no_shows_last_28d, late_cancellations_last_28d,
+           next_booking_at IS NOT NULL AS has_upcoming, has_stalled_goal
+    FROM marts.client_activity
+) TO STDOUT (FORMAT csv, HEADER)
 """
+FEATURE_TYPES = {
+    "client_id": pa.string(),
+    "location_id": pa.string(),
+    "days_since_last_attended": pa.float64(),
+    "usual_gap_days": pa.float64(),
+    **dict.fromkeys(FEATURES[2:6], pa.int64()),
+    "has_upcoming": pa.bool_(),
+    "has_stalled_goal": pa.bool_(),
+}
 
-# Today's scores travel by COPY (a whole column of reasons as one text array is slow to
-# send), into a scratch table the insert reads.
-FACTOR_COLUMNS = tuple(f"{kind}_{f}" for f in FACTORS for kind in ("value", "points"))
-SCORED = ("client_id", "location_id", "risk_score", "risk_band", "reason", *FEATURES,
-          *FACTOR_COLUMNS)  # fmt: skip
-SCRATCH = f"""
+# Today's scores travel in by COPY too, with their JSON already built on whole columns
+# (building it per row in the INSERT was a third of the write), into a scratch table the
+# insert reads.
+SCORED = ("client_id", "location_id", "risk_score", "risk_band", "reason", "reasons", "features")
+SCRATCH = """
 DROP TABLE IF EXISTS pg_temp.scored;
 CREATE TEMP TABLE scored (
     client_id uuid, location_id text, risk_score numeric, risk_band text, reason text,
-    days_since_last_attended float, usual_gap_days float, attended_last_28d int,
-    attended_prior_28d int, no_shows_last_28d int, late_cancellations_last_28d int,
-    has_upcoming bool, has_stalled_goal bool,
-    {", ".join(f"{column} float" for column in FACTOR_COLUMNS)}
+    reasons jsonb, features jsonb
 ) ON COMMIT DROP
 """
-# The factors that contributed, with weight, value and points (their share of the score).
-FACTORS_JSON = "to_jsonb(array_remove(ARRAY[{}], NULL))".format(
-    ", ".join(
-        f"CASE WHEN s.points_{f} > 0 THEN jsonb_build_object('factor', '{f}', "
-        f"'weight', %(w_{f})s::float, 'value', s.value_{f}, 'points', s.points_{f}) END"
-        for f in FACTORS
-    )
-)
-# Features are stored as the score saw them, one JSON object per insight. What was written
-# comes back summed per studio and band, with the clients whose band rose to high: today's
-# high score where the previous one was not.
-WRITE_SCORES = f"""
+# What was written comes back summed per studio and band, with the clients whose band
+# rose to high: today's high score where the previous one was not.
+WRITE_SCORES = """
 WITH written AS (
     INSERT INTO app.insights AS i (location_id, client_id, scored_at, risk_score, risk_band,
                                    reasons, features, reason, model_version)
-    SELECT s.location_id, s.client_id, l.today,
-           s.risk_score, s.risk_band, {FACTORS_JSON},
-           jsonb_build_object({", ".join(f"'{name}', s.{name}" for name in FEATURES)}),
-           s.reason, %(version)s
+    SELECT s.location_id, s.client_id, l.today, s.risk_score, s.risk_band, s.reasons,
+           s.features, s.reason, %(version)s
     FROM scored s
     JOIN (SELECT location_id,  -- the studio's local midnight, once per studio
                  date_trunc('day', %(as_of)s::timestamptz AT TIME ZONE timezone)
@@ -83,7 +84,7 @@ rose AS (
 SELECT location_id, risk_band, count(*),
        array_agg(id) FILTER (WHERE rose), array_agg(client_id) FILTER (WHERE rose)
 FROM rose GROUP BY location_id, risk_band
-"""  # noqa: S608 - composed from constant column names only
+"""
 
 
 @dataclass
@@ -97,29 +98,73 @@ class ScoringRun:
 
 def score_clients(conn: psycopg.Connection, config: RiskConfig, *, as_of: datetime) -> ScoringRun:
     """Score every active client from the mart and keep today's scores; the caller commits."""
-    cur = conn.execute(READ_FEATURES)
-    features = pd.DataFrame(cur.fetchall(), columns=[c.name for c in cur.description or ()])
+    features = read_features(conn)
     run = ScoringRun()
-    if features.empty:
-        return run
-    features = features.astype({"days_since_last_attended": float, "usual_gap_days": float})
     scored = score(features[active(features, config)], config)
     run.scored = len(scored)
     if scored.empty:
         return run
-    conn.execute(SCRATCH)
-    table = pa.Table.from_pandas(
-        scored[list(SCORED)].astype({"client_id": str}), preserve_index=False
-    )
+    table = pa.table({
+        "client_id": scored["client_id"], "location_id": scored["location_id"],
+        "risk_score": scored["risk_score"], "risk_band": scored["risk_band"],
+        "reason": scored["reason"], "reasons": reasons_json(scored, config),
+        "features": features_json(scored),
+    })  # fmt: skip
     buffer = io.BytesIO()
     csv.write_csv(table, buffer, csv.WriteOptions(include_header=False))
+    conn.execute(SCRATCH)
     with conn.cursor().copy(f"COPY scored ({', '.join(SCORED)}) FROM STDIN (FORMAT csv)") as copy:
         copy.write(buffer.getvalue())
-    params = {"as_of": as_of, "version": config.model_version,
-              **{f"w_{f}": w for f, w in config.weights.items()}}  # fmt: skip
+    params = {"as_of": as_of, "version": config.model_version}
     for location_id, band, count, insights, clients in conn.execute(WRITE_SCORES, params):
         run.written += count
         run.bands[band] += count
         run.by_location[location_id] += count
         run.raised_to_high += list(zip(insights or (), clients or (), strict=True))
     return run
+
+
+def read_features(conn: psycopg.Connection) -> pd.DataFrame:
+    """The mart's features of every client, typed as the score reads them."""
+    buffer = io.BytesIO()
+    with conn.cursor().copy(READ_FEATURES) as copy:
+        for chunk in copy:
+            buffer.write(chunk)
+    buffer.seek(0)
+    options = csv.ConvertOptions(column_types=FEATURE_TYPES, true_values=["t"], false_values=["f"])
+    return csv.read_csv(buffer, convert_options=options).to_pandas()
+
+
+def features_json(scored: pd.DataFrame) -> pa.Array:
+    """Each client's features as the score saw them, one JSON object per row."""
+    parts: list[str | pa.Array] = []
+    for i, name in enumerate(FEATURES):
+        parts += ["{" if i == 0 else ",", json.dumps(name) + ":", _json_value(scored[name])]
+    return pc.binary_join_element_wise(*parts, "}", "")
+
+
+def reasons_json(scored: pd.DataFrame, config: RiskConfig) -> pa.Array:
+    """Each client's contributing factors (points > 0), as a JSON array of
+    {factor, weight, value, points}."""
+    cells = []
+    for factor in FACTORS:
+        head = f'{{"factor":{json.dumps(factor)},"weight":{json.dumps(config.weights[factor])}'
+        cell = pc.binary_join_element_wise(
+            head, ',"value":', _json_value(scored[f"value_{factor}"]),
+            ',"points":', _json_value(scored[f"points_{factor}"]), "},", "",
+        )  # fmt: skip
+        contributed = pa.array(scored[f"points_{factor}"].to_numpy(dtype=float) > 0)
+        cells.append(pc.if_else(contributed, cell, ""))
+    # each cell ends in a comma; the last one's goes (a join skipping nulls would be
+    # neater, but Arrow drops the rows where every cell is null)
+    joined = pc.utf8_rtrim(pc.binary_join_element_wise(*cells, ""), characters=",")
+    return pc.binary_join_element_wise("[", joined, "]", "")
+
+
+def _json_value(column: pd.Series) -> pa.Array:
+    """A column as JSON scalars: booleans, numbers, and null where unknown (NaN)."""
+    if column.dtype == bool:
+        return pc.cast(pa.array(column.to_numpy()), pa.string())
+    numbers = column.to_numpy(dtype=float)
+    text = pc.cast(pa.array(numbers, mask=~np.isfinite(numbers)), pa.string())
+    return pc.fill_null(text, "null")
