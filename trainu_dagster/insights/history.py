@@ -42,7 +42,10 @@ FEATURE_TYPES = {
     "location_id": pa.string(),
     "days_since_last_attended": pa.float64(),
     "usual_gap_days": pa.float64(),
-    **dict.fromkeys(FEATURES[2:6], pa.int64()),
+    "attended_last_28d": pa.int64(),
+    "attended_prior_28d": pa.int64(),
+    "no_shows_last_28d": pa.int64(),
+    "late_cancellations_last_28d": pa.int64(),
     "has_upcoming": pa.bool_(),
     "has_stalled_goal": pa.bool_(),
 }
@@ -50,7 +53,7 @@ FEATURE_TYPES = {
 # Today's scores travel in by COPY too, with their JSON already built on whole columns
 # (building it per row in the INSERT was a third of the write), into a scratch table the
 # insert reads.
-SCORED = ("client_id", "location_id", "risk_score", "risk_band", "reason", "reasons", "features")
+SCORED = ("client_id", "location_id", "risk_score", "risk_band", "reason")  # + the JSON
 SCRATCH = """
 DROP TABLE IF EXISTS pg_temp.scored;
 CREATE TEMP TABLE scored (
@@ -104,16 +107,18 @@ def score_clients(conn: psycopg.Connection, config: RiskConfig, *, as_of: dateti
     run.scored = len(scored)
     if scored.empty:
         return run
-    table = pa.table({
-        "client_id": scored["client_id"], "location_id": scored["location_id"],
-        "risk_score": scored["risk_score"], "risk_band": scored["risk_band"],
-        "reason": scored["reason"], "reasons": reasons_json(scored, config),
-        "features": features_json(scored),
-    })  # fmt: skip
+    table = pa.table(
+        {
+            **{column: scored[column] for column in SCORED},
+            "reasons": reasons_json(scored, config),
+            "features": features_json(scored),
+        }
+    )
     buffer = io.BytesIO()
     csv.write_csv(table, buffer, csv.WriteOptions(include_header=False))
     conn.execute(SCRATCH)
-    with conn.cursor().copy(f"COPY scored ({', '.join(SCORED)}) FROM STDIN (FORMAT csv)") as copy:
+    columns = ", ".join(table.column_names)
+    with conn.cursor().copy(f"COPY scored ({columns}) FROM STDIN (FORMAT csv)") as copy:
         copy.write(buffer.getvalue())
     params = {"as_of": as_of, "version": config.model_version}
     for location_id, band, count, insights, clients in conn.execute(WRITE_SCORES, params):
