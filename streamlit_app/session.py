@@ -10,12 +10,18 @@ import streamlit as st
 
 from trainu_dagster import accounts
 from trainu_dagster.db.server import APP_ROLE, AUTH_ROLE, Database, connect_database
-from trainu_dagster.settings import get_settings
+from trainu_dagster.settings import Settings, get_settings
 
 
 @st.cache_resource
+def _database(_settings: Settings, settings_id: int) -> Database:
+    return connect_database(_settings, start_embedded=False)
+
+
 def database() -> Database:
-    return connect_database(get_settings(), start_embedded=False)
+    """One connection factory per settings object (tests swap settings between studios)."""
+    settings = get_settings()
+    return _database(settings, id(settings))
 
 
 def sign_in(email: str, password: str) -> bool:
@@ -43,6 +49,14 @@ def sign_out() -> None:
 
 def current_user() -> accounts.User | None:
     return st.session_state.get("user")
+
+
+def user() -> accounts.User:
+    """The signed-in user, on pages only listed after sign-in."""
+    signed_in = current_user()
+    if signed_in is None:
+        st.stop()
+    return signed_in
 
 
 @contextmanager

@@ -11,12 +11,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 import psycopg
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from psycopg.types.json import Jsonb
 
 Role = Literal["owner", "trainer", "client"]
 ROLES: tuple[Role, ...] = ("owner", "trainer", "client")
@@ -138,14 +139,15 @@ def record_ui_action(
     *,
     entity_type: str | None = None,
     entity_id: str | None = None,
+    details: dict[str, Any] | None = None,
 ) -> None:
     """Append to the audit log; RLS only accepts rows in the signed-in user's own name."""
     conn.execute(
         """
-        INSERT INTO app.audit_log (location_id, user_id, action, entity_type, entity_id)
-        VALUES (%s, %s, %s, %s, %s)
+        INSERT INTO app.audit_log (location_id, user_id, action, entity_type, entity_id, details)
+        VALUES (%s, %s, %s, %s, %s, %s)
         """,
-        (user.location_id, user.id, action, entity_type, entity_id),
+        (user.location_id, user.id, action, entity_type, entity_id, Jsonb(details or {})),
     )
 
 

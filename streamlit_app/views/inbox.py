@@ -1,0 +1,158 @@
+"""AI Inbox: every draft waits here for a trainer's decision; nothing is sent without one.
+
+Buttons act through `on_click` callbacks whose arguments were bound when the page was
+drawn, so a decision applies to the draft version the trainer saw (stale-page protection
+lives in `inbox.decisions`). GHL text (names, messages) is only ever shown with
+`st.text`/`st.code`-style inert elements, never as Markdown or HTML.
+"""
+
+from datetime import UTC, datetime, timedelta
+
+import streamlit as st
+
+from streamlit_app import session
+from trainu_dagster.inbox import decisions, queue
+from trainu_dagster.inbox.decisions import Loaded
+
+PAGE_SIZE = 25
+PURPOSES = {
+    "confirmation": "Booking confirmation",
+    "reminder": "Session reminder",
+    "no_show_checkin": "No-show check-in",
+    "reschedule_offer": "Reschedule offer",
+    "re_engagement": "Re-engagement",
+    "milestone": "Goal milestone",
+    "reply": "Suggested reply",
+}
+TRIGGERS = {
+    "booking_created": "booking created",
+    "session_tomorrow": "session tomorrow",
+    "no_show": "no-show",
+    "late_cancel": "late cancellation",
+    "risk_high": "risk raised to high",
+    "goal_milestone": "goal milestone",
+    "inbound_message": "client replied",
+}
+SNOOZES = {"1 hour": timedelta(hours=1), "4 hours": timedelta(hours=4), "1 day": timedelta(days=1)}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _report(outcomes: list[decisions.Outcome]) -> None:
+    st.session_state["inbox_results"] = [(o.ok, o.detail) for o in outcomes]
+
+
+def _approve(draft: Loaded, key: str) -> None:
+    with session.as_signed_in_user() as conn:
+        _report([decisions.approve(conn, session.user(), draft, st.session_state[key], now=_now())])
+
+
+def _reject(draft: Loaded, key: str) -> None:
+    with session.as_signed_in_user() as conn:
+        reason = st.session_state.get(key) or ""
+        _report([decisions.reject(conn, session.user(), draft, reason, now=_now())])
+
+
+def _snooze(draft: Loaded, key: str) -> None:
+    until = _now() + SNOOZES[st.session_state[key]]
+    with session.as_signed_in_user() as conn:
+        _report([decisions.snooze(conn, session.user(), draft, until, now=_now())])
+
+
+def _bulk(action: str, shown: dict[Loaded, str]) -> None:
+    chosen = [d for d in shown if st.session_state.get(f"pick-{d.id}")]
+    user, now = session.user(), _now()
+    with session.as_signed_in_user() as conn:
+        if action == "approve":
+            outcomes = decisions.bulk(
+                conn, chosen, lambda c, d: decisions.approve(c, user, d, shown[d], now=now)
+            )
+        else:
+            reason = st.session_state.get("bulk-reason") or ""
+            outcomes = decisions.bulk(
+                conn, chosen, lambda c, d: decisions.reject(c, user, d, reason, now=now)
+            )
+    st.session_state.pop("bulk-confirm", None)
+    _report(outcomes)
+
+
+st.title("AI Inbox")
+user = session.user()
+trainer_id = None
+if user.role == "owner":
+    with session.as_signed_in_user() as conn:
+        trainers = dict(conn.execute("SELECT id, name FROM app.trainers ORDER BY name").fetchall())
+    trainer_id = st.selectbox(
+        "Trainer",
+        [None, *trainers],
+        format_func=lambda t: "All trainers" if t is None else trainers[t],
+    )
+
+for ok, detail in st.session_state.pop("inbox_results", []):
+    (st.success if ok else st.warning)(detail)
+
+with session.as_signed_in_user() as conn:
+    drafts = queue.pending_drafts(conn, now=_now(), trainer_id=trainer_id, limit=PAGE_SIZE)
+    threads = {d.client_id: queue.thread(conn, d.client_id) for d in drafts}
+
+if not drafts:
+    st.info("Nothing waiting for you: every draft has been decided.")
+    st.stop()
+
+st.caption(f"{len(drafts)} drafts waiting, most urgent first.")
+shown = {Loaded(d.id, d.updated_at): d.body for d in drafts}
+for draft in drafts:
+    loaded = Loaded(draft.id, draft.updated_at)
+    version = f"{draft.id}-{draft.updated_at.timestamp()}"
+    with st.container(border=True):
+        top = st.columns([0.05, 0.65, 0.3])
+        top[0].checkbox("Select", key=f"pick-{draft.id}", label_visibility="collapsed")
+        top[1].text(draft.client_name)
+        top[1].caption(
+            f"{PURPOSES.get(draft.purpose, draft.purpose)} · "
+            f"{TRIGGERS.get(draft.trigger.get('event', ''), 'trigger')} · "
+            f"{draft.created_at:%a %d %b %H:%M} UTC · {draft.channel}"
+        )
+        if draft.trainer_name and user.role == "owner":
+            top[1].text(f"Trainer: {draft.trainer_name}")
+        if draft.risk_band:
+            top[2].metric(f"Risk: {draft.risk_band}", f"{draft.risk_score:.2f}")
+        if draft.risk_reason:
+            st.text(draft.risk_reason)
+        if draft.safety.get("failed"):
+            st.warning("Safety checks failed: " + ", ".join(draft.safety["failed"]))
+        elif draft.safety:
+            st.caption("Safety checks passed.")
+        with st.expander("Thread", expanded=draft.purpose == "reply"):
+            for line in threads[draft.client_id] or []:
+                st.text(f"{'Client' if line.direction == 'inbound' else 'Studio'}: {line.body}")
+        body_key = f"body-{version}"
+        st.text_area("Message", value=draft.body, key=body_key, height=110)
+        left, middle, right = st.columns(3)
+        left.button("Approve", key=f"approve-{version}", type="primary",
+                    on_click=_approve, args=(loaded, body_key))  # fmt: skip
+        with middle.popover("Reject"):
+            st.text_input("Why?", key=f"reason-{version}")
+            st.button("Reject draft", key=f"reject-{version}",
+                      on_click=_reject, args=(loaded, f"reason-{version}"))  # fmt: skip
+        with right.popover("Snooze"):
+            st.selectbox("For", list(SNOOZES), key=f"snooze-for-{version}")
+            st.button("Snooze draft", key=f"snooze-{version}",
+                      on_click=_snooze, args=(loaded, f"snooze-for-{version}"))  # fmt: skip
+
+picked = sum(bool(st.session_state.get(f"pick-{d.id}")) for d in drafts)
+st.divider()
+st.subheader(f"Selected: {picked}")
+cols = st.columns(2)
+if cols[0].button("Approve selected", disabled=not picked):
+    st.session_state["bulk-confirm"] = "approve"
+if cols[1].button("Reject selected", disabled=not picked):
+    st.session_state["bulk-confirm"] = "reject"
+action = st.session_state.get("bulk-confirm")
+if action and picked:
+    if action == "reject":
+        st.text_input("Why are these rejected?", key="bulk-reason")
+    st.button(f"Confirm: {action} {picked} drafts as shown", type="primary",
+              on_click=_bulk, args=(action, shown))  # fmt: skip
