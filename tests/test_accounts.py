@@ -83,3 +83,28 @@ def test_the_database_keeps_only_token_hashes(database: Database) -> None:
     assert token is not None
     assert all(token.encode() not in h for h in hashes)
     assert all(len(h) == 32 for h in hashes)
+
+
+def test_a_simulated_studio_gets_demo_accounts_once_that_sign_in_to_their_own_scope(
+    database: Database,
+) -> None:
+    from trainu_dagster.ghl.simulator import generate_studio, write_app_data
+
+    studio = generate_studio("loc-demo", trainers=3, clients=40, days=14, seed=5)
+    with database.connect() as conn:
+        conn.execute("INSERT INTO app.locations (location_id, name) VALUES ('loc-demo', 'Demo')")
+        write_app_data(conn, studio)
+        demo = accounts.create_demo_accounts(conn, "loc-demo")
+        again = accounts.create_demo_accounts(conn, "loc-demo")
+    assert [a.role for a in demo] == ["owner", "trainer", "trainer", "client"]
+    assert again == []
+    visible = {}
+    for account in demo:
+        with database.connect(role=AUTH_ROLE) as conn:
+            token = accounts.sign_in(conn, account.email, account.password, lifetime=HOUR)
+        assert token is not None, account.email
+        with database.connect(role=APP_ROLE) as conn, accounts.as_user(conn, token):
+            visible[account.email] = {r[0] for r in conn.execute("SELECT id FROM app.clients")}
+    owner, first, second, client = (visible[a.email] for a in demo)
+    assert first and second and not first & second and first | second <= owner
+    assert len(client) == 1 and client <= first

@@ -7,6 +7,7 @@ role then presents that token per transaction and sees exactly what RLS allows.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -154,3 +155,55 @@ def record_ui_action(
 def sign_out(app_conn: psycopg.Connection, token: str) -> None:
     with as_user(app_conn, token) as conn:
         conn.execute("SELECT app.end_session()")
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    email: str
+    password: str
+    role: Role
+    display_name: str
+
+
+def create_demo_accounts(conn: psycopg.Connection, location_id: str) -> list[DemoAccount]:
+    """Sign-ins for a simulated studio, made once: an owner, the two trainers with the most
+    clients (each linked to their trainer row), and one of the first trainer's clients.
+
+    Returns the accounts with their one-time random passwords, to print once; returns
+    nothing if the studio already has users, so a restart never resets a password. Only
+    the simulator calls this: a real studio's owner invites real people.
+    """
+    if conn.execute("SELECT 1 FROM app.users WHERE location_id = %s", (location_id,)).fetchone():
+        return []
+    trainers = conn.execute(
+        """SELECT t.id, t.name FROM app.trainers t JOIN app.clients c ON c.trainer_id = t.id
+           WHERE t.location_id = %s AND c.opted_out_at IS NULL
+           GROUP BY t.id, t.name ORDER BY count(*) DESC, t.name LIMIT 2""",
+        (location_id,),
+    ).fetchall()
+    if len(trainers) < 2:
+        raise AccountError(f"studio {location_id!r} needs two trainers with clients for a demo")
+    client = conn.execute(
+        """SELECT id, name FROM app.clients WHERE trainer_id = %s AND opted_out_at IS NULL
+           ORDER BY name LIMIT 1""",
+        (trainers[0][0],),
+    ).fetchone()
+    assert client is not None
+    domain = f"{location_id.lower().replace('_', '-')}.demo.trainu.example"
+    people: list[tuple[Role, str, str, str | None, UUID | None]] = [
+        ("owner", "owner", "Studio owner", None, None),
+        ("trainer", "trainer1", trainers[0][1], "trainers", trainers[0][0]),
+        ("trainer", "trainer2", trainers[1][1], "trainers", trainers[1][0]),
+        ("client", "client", client[1], "clients", client[0]),
+    ]
+    made = []
+    for role, local, name, table, row_id in people:
+        password = secrets.token_urlsafe(12)
+        user = create_user(conn, location_id=location_id, email=f"{local}@{domain}",
+                           password=password, role=role, display_name=name)  # fmt: skip
+        if table == "trainers":
+            conn.execute("UPDATE app.trainers SET user_id = %s WHERE id = %s", (user.id, row_id))
+        elif table == "clients":
+            conn.execute("UPDATE app.clients SET user_id = %s WHERE id = %s", (user.id, row_id))
+        made.append(DemoAccount(user.email, password, role, name))
+    return made

@@ -11,6 +11,7 @@ from pathlib import Path
 import psycopg
 import uvicorn
 
+from trainu_dagster.accounts import DemoAccount, create_demo_accounts
 from trainu_dagster.ghl.simulator.api import create_simulator_app
 from trainu_dagster.ghl.simulator.app_data import write_app_data
 from trainu_dagster.ghl.simulator.studio import Studio, generate_studio
@@ -89,7 +90,9 @@ def run_simulator(
     if database_url:
         with psycopg.connect(database_url) as conn, conn.transaction():
             written = write_app_data(conn, studio)
+            demo = create_demo_accounts(conn, location_id)
         log.info("simulator_app_data", location_id=location_id, **written)
+        _print_demo_accounts(demo)
     sender = None
     if webhook_url:
         key = load_or_create_signing_key(key_path)
@@ -108,3 +111,15 @@ def run_simulator(
         if sender is not None:
             sender.stop()
         log.info("simulator_stopped", **(sender.counts if sender else {}))
+
+
+def _print_demo_accounts(accounts: list[DemoAccount]) -> None:
+    """Straight to the terminal, never to the logs: shown once, the first time."""
+    if not accounts:
+        return
+    lines = [f"  {a.role:<8} {a.email:<48} {a.password}  ({a.display_name})" for a in accounts]
+    print(
+        "\nDemo accounts for the simulated studio (shown only this once; sign in at the "
+        "Streamlit URL):\n" + "\n".join(lines) + "\n",
+        flush=True,
+    )
