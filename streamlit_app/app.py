@@ -16,7 +16,8 @@ st.set_page_config(page_title="TrainU", page_icon=":material/fitness_center:", l
 
 HOME = st.Page("views/home.py", title="Home", icon=":material/home:", default=True)
 INBOX = st.Page("views/inbox.py", title="AI Inbox", icon=":material/inbox:")
-PAGES = {"owner": [HOME, INBOX], "trainer": [HOME, INBOX], "client": [HOME]}
+SETTINGS = st.Page("views/settings.py", title="Settings", icon=":material/settings:")
+PAGES = {"owner": [HOME, INBOX, SETTINGS], "trainer": [HOME, INBOX], "client": [HOME]}
 
 user = session.current_user()
 if user is None:

@@ -19,7 +19,7 @@ from tests.receiver_harness import Signer, post
 from trainu_dagster.db.server import Database
 from trainu_dagster.ingest.clients import ensure_clients
 from trainu_dagster.jobs import ingest_webhook_events
-from trainu_dagster.messaging.drafting import OpenAIDrafter
+from trainu_dagster.messaging.drafting import OpenAIDrafter, TemplateDrafter
 from trainu_dagster.messaging.drafts import DraftPlan, make_drafts, session_when
 from trainu_dagster.resources.postgres import PostgresResource
 
@@ -293,3 +293,51 @@ def test_a_draft_that_keeps_failing_the_rules_waits_as_needs_manual(
         model = OpenAIDrafter(api_key="sk-test", base_url=url, model="gpt-4o-mini")
         again = make_drafts(conn, [plan], model, now=datetime.now(UTC))
     assert again.skipped == 1 and fake.requests == []
+
+
+def test_a_link_in_the_owners_template_is_kept_only_once_the_owner_allows_its_domain(
+    database: Database, receiver_url: str, signer: Signer
+) -> None:
+    deliver(receiver_url, signer, contact("c-max", "Max"))
+    ingest(database)
+    template = (
+        "Hi {{ first_name }}, book your next session at https://book.ironoak.fit/max "
+        "Reply STOP to opt out."
+    )
+    with database.connect() as conn:
+        ensure_clients(conn, LOCATION, ["c-max"])
+        client_id = conn.execute(
+            "SELECT id FROM app.clients WHERE ghl_contact_id = 'c-max'"
+        ).fetchone()[0]
+        conn.execute(
+            "UPDATE app.locations SET draft_voice = %s WHERE location_id = %s",
+            (orjson.dumps({"templates": {"re_engagement": template}}).decode(), LOCATION),
+        )
+        conn.commit()
+
+    def draft_once(key: str) -> str:
+        plan = DraftPlan(purpose="re_engagement", location_id=LOCATION, client_id=client_id,
+                         key=key, facts={"days_since_visit": "30"},
+                         trigger={"event": "risk_high"})  # fmt: skip
+        with database.connect() as conn:
+            outcome = make_drafts(conn, [plan], TemplateDrafter(), now=datetime.now(UTC))
+            [message_id] = outcome.created
+            body = conn.execute(
+                "SELECT body FROM app.messages WHERE id = %s", (message_id,)
+            ).fetchone()[0]
+            conn.execute(
+                "UPDATE app.messages SET status = 'rejected', rejected_reason = 'test' "
+                "WHERE id = %s",
+                (message_id,),
+            )
+            conn.commit()
+        return body
+
+    assert "ironoak.fit" not in draft_once("link:before")  # the default replaced it
+    with database.connect() as conn:
+        conn.execute(
+            "UPDATE app.locations SET allowed_link_domains = '{ironoak.fit}' "
+            "WHERE location_id = %s",
+            (LOCATION,),
+        )
+    assert draft_once("link:after") == template.replace("{{ first_name }}", "Max")

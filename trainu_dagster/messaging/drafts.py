@@ -361,7 +361,8 @@ def make_drafts(
     requests = [_request(p, clients[p.client_id], voices[p.location_id]) for p in wanted]
     results = _draft_all(drafter, requests)
     names = _names_by_book(conn, wanted, clients)
-    contexts = [_safety(p, clients[p.client_id], names) for p in wanted]
+    domains = _link_domains(conn, {p.location_id for p in wanted})
+    contexts = [_safety(p, clients[p.client_id], names, domains[p.location_id]) for p in wanted]
     verdicts = [validate_draft(r.text, c) for r, c in zip(results, contexts, strict=True)]
     retry = [i for i, v in enumerate(verdicts) if not v.ok]
     if retry:  # once, told what failed
@@ -511,14 +512,17 @@ def _names_by_book(
 
 
 def _safety(
-    plan: DraftPlan, client: dict, names: dict[tuple[str, UUID | None], list[tuple[UUID, str]]]
+    plan: DraftPlan,
+    client: dict,
+    names: dict[tuple[str, UUID | None], list[tuple[UUID, str]]],
+    studio_domains: tuple[str, ...],
 ) -> SafetyContext:
     book = names.get((plan.location_id, client["trainer_id"]), [])
     return SafetyContext(
         channel=_channel(plan, client),  # type: ignore[arg-type]
         purpose=plan.purpose,
         client_first_name=_first_name(client["name"]),
-        allowed_link_domains=tuple(get_settings().allowed_link_domains),
+        allowed_link_domains=(*get_settings().allowed_link_domains, *studio_domains),
         other_names=tuple(name for other, name in book if other != plan.client_id),
     )
 
@@ -634,6 +638,15 @@ def _voices(conn: psycopg.Connection, location_ids: set[str]) -> dict[str, Studi
         (list(location_ids),),
     ).fetchall()
     return {location_id: studio_voice(name, voice) for location_id, name, voice in rows}
+
+
+def _link_domains(conn: psycopg.Connection, location_ids: set[str]) -> dict[str, tuple[str, ...]]:
+    """The link domains each studio's owner allows in drafts (beside the install's own)."""
+    rows = conn.execute(
+        "SELECT location_id, allowed_link_domains FROM app.locations WHERE location_id = ANY(%s)",
+        (list(location_ids),),
+    ).fetchall()
+    return {location_id: tuple(domains) for location_id, domains in rows}
 
 
 def studio_voice(name: str, settings: dict[str, Any]) -> StudioVoice:

@@ -212,6 +212,11 @@ _BARE_HOST = re.compile(r"(?<![\w@.-])(?:[^\W_](?:[\w-]*[^\W_])?\.)+[^\W\d_][\w-
 _SUFFIXES = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)  # bundled list, offline
 
 
+def registered_domain(text: str) -> str | None:
+    """`https://www.Example.co.uk/x` → `example.co.uk`; None when it is not a web domain."""
+    return _SUFFIXES(text.strip().lower()).top_domain_under_public_suffix or None
+
+
 def _hosts(text: str) -> list[tuple[str, str]]:
     """(as written, host) for every link: full URLs (userinfo and ports stripped, so
     ironoak.fit@evil.example is evil.example) and bare domains."""
