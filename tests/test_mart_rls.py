@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,16 @@ import psycopg
 import pytest
 
 from tests.dbt_harness import dbt_ok
-from tests.rls_world import CLIENTS, LEAD_CONTACT, NOW, World, build_world, contact
+from tests.rls_world import (
+    CLIENTS,
+    LEAD_CONTACT,
+    NOW,
+    World,
+    build_world,
+    contact,
+    insert_booking,
+    land_ghl_rows,
+)
 from trainu_dagster import accounts
 from trainu_dagster.db.server import APP_ROLE, Database
 
@@ -85,56 +93,6 @@ class Built:
     work: Path
     oids_first_run: dict[str, int]
     oids_second_run: dict[str, int]
-
-
-def land_ghl_rows(conn: psycopg.Connection) -> None:
-    """Real bookings and messages in place of the world's placeholder raw rows: per
-    client a session attended, one missed and one ahead, with the client's trainer; and
-    an unassigned trial session of a lead."""
-    conn.execute("DELETE FROM raw.ghl_appointments")
-    bookings = [
-        (location, f"appt-{client}-{n}", contact(client), f"ghl-user-{trainer}", status, days)
-        for client, (location, trainer, _) in CLIENTS.items()
-        for n, (status, days) in enumerate([("showed", -8), ("noshow", -1), ("confirmed", 2)])
-    ]
-    bookings.append(("L1", "appt-lead", LEAD_CONTACT, None, "showed", -3))
-    for booking in bookings:
-        insert_booking(conn, *booking)
-    conn.execute(
-        """UPDATE raw.ghl_messages
-           SET conversation_id = 'conv-' || contact_id, direction = 'inbound',
-               message_type = 'SMS', status = 'delivered', date_added = %s""",
-        (NOW - timedelta(days=1),),
-    )
-
-
-def insert_booking(
-    conn: psycopg.Connection,
-    location: str,
-    appointment: str,
-    contact_id: str,
-    trainer: str | None,
-    status: str,
-    days: int,
-) -> None:
-    start = NOW + timedelta(days=days)
-    conn.execute(
-        """INSERT INTO raw.ghl_appointments
-               (location_id, appointment_id, calendar_id, contact_id, assigned_user_id, status,
-                title, start_time, end_time, date_added, source_updated_at, payload, source)
-           VALUES (%s, %s, 'cal-1', %s, %s, %s, 'Session', %s, %s, %s, %s, '{}', 'webhook')""",
-        (
-            location,
-            appointment,
-            contact_id,
-            trainer,
-            status,
-            start,
-            start + timedelta(hours=1),
-            start - timedelta(days=7),
-            min(start, NOW),
-        ),
-    )
 
 
 def mart_oids(database: Database) -> dict[str, int]:

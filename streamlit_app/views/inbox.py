@@ -13,6 +13,7 @@ import streamlit as st
 from streamlit_app import session
 from trainu_dagster.inbox import decisions, queue
 from trainu_dagster.inbox.decisions import Loaded
+from trainu_dagster.reporting.threads import thread
 
 PAGE_SIZE = 25
 PURPOSES = {
@@ -95,7 +96,7 @@ for ok, detail in st.session_state.pop("inbox_results", []):
 
 with session.as_signed_in_user() as conn:
     drafts = queue.pending_drafts(conn, now=_now(), trainer_id=trainer_id, limit=PAGE_SIZE)
-    threads = {d.client_id: queue.thread(conn, d.client_id) for d in drafts}
+    threads = {d.client_id: thread(conn, d.client_id) for d in drafts}
 
 if not drafts:
     st.info("Nothing waiting for you: every draft has been decided.")

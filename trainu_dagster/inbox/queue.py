@@ -77,24 +77,3 @@ def pending_drafts(
             PENDING,
             {"now": now, "trainer": trainer_id, "limit": limit, "time_bound": list(TIME_BOUND)},
         ).fetchall()
-
-
-@dataclass(frozen=True)
-class ThreadLine:
-    direction: str
-    body: str
-    at: datetime | None
-
-
-def thread(conn: psycopg.Connection, client_id: UUID, *, limit: int = 5) -> list[ThreadLine]:
-    """The last messages exchanged with the client in GHL, oldest first."""
-    rows = conn.execute(
-        """SELECT g.direction, g.payload->>'body', coalesce(g.date_added, g.source_updated_at)
-           FROM app.clients c
-           JOIN raw.ghl_messages g
-             ON g.location_id = c.location_id AND g.contact_id = c.ghl_contact_id
-           WHERE c.id = %s AND g.payload->>'body' IS NOT NULL
-           ORDER BY coalesce(g.date_added, g.source_updated_at) DESC NULLS LAST LIMIT %s""",
-        (client_id, limit),
-    ).fetchall()
-    return [ThreadLine(direction, body, at) for direction, body, at in reversed(rows)]

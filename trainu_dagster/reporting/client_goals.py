@@ -1,0 +1,47 @@
+"""A client's own view: goals with their progress (the `goal_progress` mart's numbers),
+the entries behind each chart and upcoming sessions (the thread is `reporting.threads`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+import pandas as pd
+import psycopg
+
+
+def _frame(conn: psycopg.Connection, sql: str, params: dict) -> pd.DataFrame:
+    cur = conn.execute(sql, params)
+    return pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description or ()])
+
+
+def goals(conn: psycopg.Connection) -> pd.DataFrame:
+    """Active goals first, nearest target date first."""
+    return _frame(
+        conn,
+        """SELECT goal_id, client_id, title, unit, direction, status, start_date, target_date,
+                  baseline_value::float, target_value::float, latest_value::float,
+                  latest_recorded_at, percent_complete::float, is_on_track, trend
+           FROM marts.goal_progress
+           ORDER BY status <> 'active', target_date, title""",
+        {},
+    )
+
+
+def entries(conn: psycopg.Connection, goal_id: UUID) -> pd.DataFrame:
+    return _frame(
+        conn,
+        """SELECT recorded_at, value::float FROM app.goal_entries
+           WHERE goal_id = %(goal)s ORDER BY recorded_at""",
+        {"goal": goal_id},
+    )
+
+
+def upcoming_sessions(conn: psycopg.Connection, *, now: datetime, limit: int = 10) -> pd.DataFrame:
+    return _frame(
+        conn,
+        """SELECT start_local, status FROM marts.bookings
+           WHERE outcome = 'open' AND NOT is_deleted AND start_at > %(now)s
+           ORDER BY start_at LIMIT %(limit)s""",
+        {"now": now, "limit": limit},
+    )
