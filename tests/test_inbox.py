@@ -377,8 +377,9 @@ def test_a_client_has_no_inbox_and_reaching_the_page_shows_nothing(fresh: World)
     add_draft(fresh, "a1", "confirmation")
     app = signed_in("client-a1@example.com", page=None)
     assert app.title[0].value == "Welcome, client-a1"
-    with pytest.raises(ValueError, match="Known pages: .*home.py'\\]"):
+    with pytest.raises(ValueError, match="Known pages: ") as refused:
         app.switch_page("views/inbox.py")
+    assert "inbox" not in str(refused.value).split("Known pages: ")[1]
     # Hiding the page is not the protection: run it directly as the client, and RLS
     # leaves it nothing to show.
     direct = AppTest.from_file(str(PROJECT_ROOT / "streamlit_app/views/inbox.py"))
