@@ -17,11 +17,12 @@ st.set_page_config(page_title="TrainU", page_icon=":material/fitness_center:", l
 HOME = st.Page("views/home.py", title="Home", icon=":material/home:", default=True)
 INBOX = st.Page("views/inbox.py", title="AI Inbox", icon=":material/inbox:")
 DASHBOARD = st.Page("views/dashboard.py", title="Dashboard", icon=":material/monitoring:")
+ESCALATIONS = st.Page("views/escalations.py", title="Escalations", icon=":material/priority_high:")
 SYNC = st.Page("views/sync_health.py", title="Sync health", icon=":material/sync:")
 MY_GOALS = st.Page("views/my_goals.py", title="My goals", icon=":material/flag:")
 SETTINGS = st.Page("views/settings.py", title="Settings", icon=":material/settings:")
 PAGES = {
-    "owner": [HOME, DASHBOARD, INBOX, SYNC, SETTINGS],
+    "owner": [HOME, DASHBOARD, INBOX, ESCALATIONS, SYNC, SETTINGS],
     "trainer": [HOME, INBOX],
     "client": [HOME, MY_GOALS],
 }

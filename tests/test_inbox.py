@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 from tests.rls_world import PASSWORD, World, build_world
 from trainu_dagster import accounts
 from trainu_dagster.db.server import APP_ROLE, Database
-from trainu_dagster.inbox import decisions, queue
+from trainu_dagster.inbox import decisions, escalations, queue
 from trainu_dagster.inbox.decisions import Loaded
 from trainu_dagster.settings import PROJECT_ROOT, get_settings
 
@@ -390,3 +390,49 @@ def test_a_client_has_no_inbox_and_reaching_the_page_shows_nothing(fresh: World)
     assert [i.value for i in direct.info] == [
         "Nothing waiting for you: every draft has been decided."
     ]
+
+
+# --- escalations ----------------------------------------------------------------------------
+
+
+def add_escalation(world: World, client: str, text: str, category: str) -> UUID:
+    with world.database.connect() as conn:
+        client_id = world.client_ids[client]
+        location, trainer = conn.execute(
+            "SELECT location_id, trainer_id FROM app.clients WHERE id = %s", (client_id,)
+        ).fetchone()
+        return conn.execute(
+            """INSERT INTO app.messages (location_id, client_id, trainer_id, direction, channel,
+                   status, body, escalation_reason, purpose, trigger)
+               VALUES (%s, %s, %s, 'outbound', 'SMS', 'escalated', %s, %s, 'reply', %s)
+               RETURNING id""",
+            (location, client_id, trainer, text, category,
+             Jsonb({"event": "inbound_message", "guidance": "Call them now."})),
+        ).fetchone()[0]  # fmt: skip
+
+
+def test_the_owner_assigns_an_escalation_and_the_trainer_resolves_it(fresh: World) -> None:
+    escalation = add_escalation(fresh, "a1", "My knee hurts after Tuesday", "injury")
+    app = signed_in("owner-L1@example.com", page="views/escalations.py")
+    assert not app.exception
+    assert "My knee hurts after Tuesday" in [t.value for t in app.text]
+    [to] = [s for s in app.selectbox if s.key == f"to-{escalation}"]
+    to.set_value(fresh.users["trainer-A"].id)
+    button(app, f"assign-{escalation}").click()
+    app.run()
+    assert [s.value for s in app.success] == ["Assigned to trainer-A."]
+    refused = decide(fresh, "trainer-B", escalations.resolve, escalation, "called")
+    assert not refused.ok
+    blank = decide(fresh, "trainer-A", escalations.resolve, escalation, " ")
+    assert not blank.ok and blank.detail == "Say how it was resolved."
+    done = decide(fresh, "trainer-A", escalations.resolve, escalation, "Called, rebooked")
+    assert done.ok
+    row = message(fresh, escalation)
+    assert (row["escalation_resolved_by"], row["escalation_resolution"]) == (
+        fresh.users["trainer-A"].id, "Called, rebooked",
+    )  # fmt: skip
+    events, audit = logged(fresh, escalation)
+    assert [e[0] for e in events] == ["escalation_assigned", "escalation_resolved"]
+    assert [a[0] for a in audit] == ["escalation_assigned", "escalation_resolved"]
+    app.run()
+    assert [i.value for i in app.info] == ["No escalations waiting."]

@@ -69,7 +69,7 @@ def approve(
     if row is None:
         return _refused(conn, draft, final_text)
     location_id, correlation_id, purpose, original, decision = row
-    _record(conn, user, "draft_approved", draft.id, location_id, correlation_id,
+    record_action(conn, user, "draft_approved", draft.id, location_id, correlation_id,
             {"decision": decision, "purpose": purpose, "original": original,
              "final": final_text})  # fmt: skip
     label = "Approved as edited" if decision == "approved_edited" else "Approved"
@@ -93,7 +93,7 @@ def reject(
     if row is None:
         return _refused(conn, draft, None)
     location_id, correlation_id, purpose, body = row
-    _record(conn, user, "draft_rejected", draft.id, location_id, correlation_id,
+    record_action(conn, user, "draft_rejected", draft.id, location_id, correlation_id,
             {"decision": "rejected", "purpose": purpose, "reason": reason.strip(),
              "original": body})  # fmt: skip
     return Outcome(draft.id, True, "Rejected.")
@@ -114,7 +114,9 @@ def snooze(
     ).fetchone()  # fmt: skip
     if row is None:
         return _refused(conn, draft, None)
-    _record(conn, user, "draft_snoozed", draft.id, row[0], row[1], {"until": until.isoformat()})
+    record_action(
+        conn, user, "draft_snoozed", draft.id, row[0], row[1], {"until": until.isoformat()}
+    )
     return Outcome(draft.id, True, f"Snoozed until {until:%a %d %b %H:%M}.")
 
 
@@ -154,7 +156,7 @@ def _refused(conn: psycopg.Connection, draft: Loaded, final_text: str | None) ->
     return Outcome(draft.id, False, "Not done.")
 
 
-def _record(
+def record_action(
     conn: psycopg.Connection,
     user: accounts.User,
     event_type: str,
