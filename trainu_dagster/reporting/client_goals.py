@@ -9,15 +9,12 @@ from uuid import UUID
 import pandas as pd
 import psycopg
 
-
-def _frame(conn: psycopg.Connection, sql: str, params: dict) -> pd.DataFrame:
-    cur = conn.execute(sql, params)
-    return pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description or ()])
+from trainu_dagster.reporting import query_frame
 
 
 def goals(conn: psycopg.Connection) -> pd.DataFrame:
     """Active goals first, nearest target date first."""
-    return _frame(
+    return query_frame(
         conn,
         """SELECT goal_id, client_id, title, unit, direction, status, start_date, target_date,
                   baseline_value::float, target_value::float, latest_value::float,
@@ -29,7 +26,7 @@ def goals(conn: psycopg.Connection) -> pd.DataFrame:
 
 
 def entries(conn: psycopg.Connection, goal_id: UUID) -> pd.DataFrame:
-    return _frame(
+    return query_frame(
         conn,
         """SELECT recorded_at, value::float FROM app.goal_entries
            WHERE goal_id = %(goal)s ORDER BY recorded_at""",
@@ -38,7 +35,7 @@ def entries(conn: psycopg.Connection, goal_id: UUID) -> pd.DataFrame:
 
 
 def upcoming_sessions(conn: psycopg.Connection, *, now: datetime, limit: int = 10) -> pd.DataFrame:
-    return _frame(
+    return query_frame(
         conn,
         """SELECT start_local, status FROM marts.bookings
            WHERE outcome = 'open' AND NOT is_deleted AND start_at > %(now)s

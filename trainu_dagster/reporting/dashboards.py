@@ -11,6 +11,8 @@ from typing import Literal
 import pandas as pd
 import psycopg
 
+from trainu_dagster.reporting import query_frame
+
 Grain = Literal["week", "month"]
 By = Literal["studio", "trainer"]
 MARTS: dict[tuple[By, Grain], str] = {
@@ -20,11 +22,6 @@ MARTS: dict[tuple[By, Grain], str] = {
     ("trainer", "month"): "marts.show_rate_by_trainer_monthly",
 }
 COUNTS = ["booked", "showed", "no_shows", "cancelled", "late_cancelled", "unmarked", "upcoming"]
-
-
-def _frame(conn: psycopg.Connection, sql: str, params: dict) -> pd.DataFrame:
-    cur = conn.execute(sql, params)
-    return pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description or ()])
 
 
 def show_rates(
@@ -41,7 +38,7 @@ def show_rates(
     show-rate's change from the previous period in points."""
     who = "trainer_id::text AS trainer_id, trainer_name" if by == "trainer" else "location_name"
     trainer = "trainer_id::text" if by == "trainer" else "NULL"
-    frame = _frame(
+    frame = query_frame(
         conn,
         f"""SELECT period_start, period_end, {who}, {", ".join(COUNTS)},
                    show_rate::float AS show_rate
@@ -62,7 +59,7 @@ def show_rates(
 
 def upcoming_bookings(conn: psycopg.Connection, *, now: datetime, until: datetime) -> pd.DataFrame:
     """Sessions ahead, with the trainer and whether the client confirmed."""
-    return _frame(
+    return query_frame(
         conn,
         """SELECT b.start_local, t.trainer_name, c.name AS client,
                   b.status = 'confirmed' AS confirmed
@@ -80,7 +77,7 @@ def upcoming_bookings(conn: psycopg.Connection, *, now: datetime, until: datetim
 
 def risk_bands(conn: psycopg.Connection, *, start: date, end: date) -> pd.DataFrame:
     """Clients per risk band per day scored (the latest model each day)."""
-    return _frame(
+    return query_frame(
         conn,
         """SELECT (scored_at AT TIME ZONE l.timezone)::date AS day, risk_band,
                   count(DISTINCT client_id)::int AS clients
@@ -94,7 +91,7 @@ def risk_bands(conn: psycopg.Connection, *, start: date, end: date) -> pd.DataFr
 def acceptance(conn: psycopg.Connection, *, start: date, end: date) -> pd.DataFrame:
     """Per trainer and purpose: drafts decided, approved as drafted, approved edited,
     rejected, and the acceptance rate (approved of decided)."""
-    frame = _frame(
+    frame = query_frame(
         conn,
         """SELECT coalesce(t.name, 'unassigned') AS trainer, m.purpose,
                   count(*) FILTER (WHERE m.decision = 'approved_unedited')::int AS approved,

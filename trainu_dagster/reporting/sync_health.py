@@ -10,16 +10,12 @@ import pandas as pd
 import psycopg
 
 from trainu_dagster.ingest import dlq
-
-
-def _frame(conn: psycopg.Connection, sql: str, params: dict) -> pd.DataFrame:
-    cur = conn.execute(sql, params)
-    return pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description or ()])
+from trainu_dagster.reporting import query_frame
 
 
 def webhook_lag(conn: psycopg.Connection, *, since: datetime) -> pd.DataFrame:
     """Per hour: deliveries received, and seconds from received to applied (p50, p95)."""
-    return _frame(
+    return query_frame(
         conn,
         """SELECT date_trunc('hour', received_at) AS hour, count(*)::int AS deliveries,
                   count(*) FILTER (WHERE status = 'pending')::int AS waiting,
@@ -37,7 +33,7 @@ def webhook_lag(conn: psycopg.Connection, *, since: datetime) -> pd.DataFrame:
 
 def deliveries(conn: psycopg.Connection, *, since: datetime) -> pd.DataFrame:
     """Deliveries by status and event type; flagged ones (and unknown types) need a look."""
-    return _frame(
+    return query_frame(
         conn,
         """SELECT status, coalesce(event_type, 'unknown') AS event_type,
                   count(*)::int AS deliveries, max(received_at) AS last_received_at
@@ -49,7 +45,7 @@ def deliveries(conn: psycopg.Connection, *, since: datetime) -> pd.DataFrame:
 
 def pulls(conn: psycopg.Connection) -> pd.DataFrame:
     """Per stream: the last pull's outcome and when each last succeeded."""
-    return _frame(
+    return query_frame(
         conn,
         """SELECT stream, last_status, last_finished_at, watermark, records_pulled::int,
                   last_error
@@ -75,7 +71,7 @@ def event_payloads(conn: psycopg.Connection, event_ids: list[int | None]) -> dic
 
 def failed_runs(conn: psycopg.Connection, *, since: datetime, dagster_url: str) -> pd.DataFrame:
     """Dagster runs that failed (recorded by the run-failure sensor), with their UI link."""
-    frame = _frame(
+    frame = query_frame(
         conn,
         """SELECT occurred_at, properties->>'job' AS job, entity_id AS run_id,
                   left(properties->>'error', 300) AS error
