@@ -3,7 +3,7 @@
 UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 
-.PHONY: up test install manifest bench-webhooks bench-pulls bench-dbt bench-ingest bench-insights bench-drafts
+.PHONY: up test install manifest browser bench-webhooks bench-pulls bench-dbt bench-ingest bench-insights bench-drafts
 
 install:
 	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --quiet --user "uv==$(UV_VERSION)"
@@ -17,7 +17,13 @@ manifest: install
 up: manifest
 	"$(UV)" run trainu up
 
-test: manifest
+# The browser tests (tests/test_browser.py) drive Debian's Chromium through Playwright;
+# `playwright install` would download from a CDN that CI cannot reach.
+browser:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
+test: manifest browser
 	"$(UV)" run pytest
 
 # Benchmarks (not part of CI): see benchmarks/README.md. wrk comes from Debian.

@@ -246,3 +246,45 @@ def insert_booking(
             min(start, NOW),
         ),
     )
+
+
+def add_draft(
+    world: World,
+    client: str,
+    purpose: str,
+    body: str = "Hi! Still on for tomorrow at 9?",
+    *,
+    status: str = "pending_approval",
+    scheduled_for: datetime | None = None,
+    risk: float | None = None,
+) -> UUID:
+    """A draft as the drafter stores it (optionally with a fresh insight for its client)."""
+    with world.database.connect() as conn:
+        client_id = world.client_ids[client]
+        location, trainer = conn.execute(
+            "SELECT location_id, trainer_id FROM app.clients WHERE id = %s", (client_id,)
+        ).fetchone()
+        if risk is not None:
+            conn.execute(
+                """INSERT INTO app.insights (location_id, client_id, scored_at, risk_score,
+                                             risk_band, reasons, reason, model_version)
+                   VALUES (%s, %s, now(), %s, 'high', '[]', 'no session in 20 days', %s)""",
+                (location, client_id, risk, f"test-{risk}-{purpose}-{body}"),
+            )
+        return conn.execute(
+            """INSERT INTO app.messages (location_id, client_id, trainer_id, direction, channel,
+                   status, body, draft_body, generator, purpose, trigger, scheduled_for)
+               VALUES (%s, %s, %s, 'outbound', 'SMS', %s, %s, %s, 'template', %s, %s, %s)
+               RETURNING id""",
+            (location, client_id, trainer, status, body, body, purpose,
+             Jsonb({"event": "booking_created"}), scheduled_for),
+        ).fetchone()[0]  # fmt: skip
+
+
+def close_open_drafts(world: World) -> None:
+    """Each test starts from an inbox holding only its own drafts."""
+    with world.database.connect() as conn:
+        conn.execute(
+            """UPDATE app.messages SET status = 'suppressed', suppressed_reason = 'test reset'
+               WHERE status IN ('pending_approval', 'needs_manual')"""
+        )
