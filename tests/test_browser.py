@@ -20,7 +20,15 @@ from tests.browser_harness import (
     screenshot,
     wait_for_run,
 )
-from tests.rls_world import PASSWORD, World, add_draft, build_world, close_open_drafts
+from tests.dbt_harness import dbt_ok
+from tests.rls_world import (
+    PASSWORD,
+    World,
+    add_draft,
+    build_world,
+    close_open_drafts,
+    land_ghl_rows,
+)
 from trainu_dagster.db.server import Database
 
 expect.set_options(timeout=30_000)  # a rerun on a busy 2-core CI machine can take a while
@@ -39,8 +47,14 @@ XSS_THREAD = '<img src=x onerror="window.__xss=7"> <script>window.__xss=8</scrip
 
 
 @pytest.fixture(scope="module")
-def world(database: Database) -> World:
-    return build_world(database)
+def world(database: Database, tmp_path_factory: pytest.TempPathFactory) -> World:
+    world = build_world(database)
+    with database.connect() as conn:
+        land_ghl_rows(conn)
+    dbt_ok(
+        database, tmp_path_factory.mktemp("dbt"), "build", "--exclude-resource-type", "unit_test"
+    )
+    return world
 
 
 @pytest.fixture(scope="module")
@@ -72,10 +86,14 @@ def sign_in(page: Page, who: str) -> None:
     wait_for_run(page)
 
 
-def open_inbox(page: Page) -> None:
-    page.get_by_role("link", name="AI Inbox").click()
-    expect(page.get_by_role("heading", name="AI Inbox")).to_be_visible()
+def open_page(page: Page, title: str) -> None:
+    page.get_by_role("link", name=title).click()
+    expect(page.get_by_role("heading", name=title, exact=True)).to_be_visible()
     wait_for_run(page)
+
+
+def open_inbox(page: Page) -> None:
+    open_page(page, "AI Inbox")
 
 
 def draft_card(page: Page, client_name: str) -> Locator:
@@ -197,3 +215,17 @@ def test_the_owner_sees_every_trainers_drafts_and_can_filter(page: Page, world: 
     wait_for_run(page)
     expect(page.get_by_text("Client b1", exact=True)).to_be_visible()
     expect(page.get_by_text("Client a1", exact=True)).to_have_count(0)
+
+
+def test_the_owner_opens_the_dashboard_and_sync_health(page: Page, world: World) -> None:
+    sign_in(page, "owner-L1")
+    open_page(page, "Dashboard")
+    main = page.get_by_test_id("stMain")
+    expect(main.get_by_role("heading", name="Attendance")).to_be_visible()
+    expect(main.get_by_role("button", name="Download attendance (CSV)")).to_be_visible()
+    expect(main).not_to_contain_text("Studio L2")
+    screenshot(page, "dashboard.png")
+    open_page(page, "Sync health")
+    expect(main.get_by_role("heading", name="Dead-letter queue")).to_be_visible()
+    expect(main.get_by_role("button", name="Retry")).to_have_count(1)  # L1's item only
+    screenshot(page, "sync-health.png")

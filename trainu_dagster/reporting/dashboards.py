@@ -48,6 +48,8 @@ def show_rates(
             ORDER BY 3, period_start""",  # noqa: S608 - table and columns from fixed mappings
         {"start": start, "end": end, "trainer": trainer_id},
     )
+    if by == "trainer":
+        frame["trainer_name"] = frame["trainer_name"].fillna("unassigned")
     booked = frame["booked"].where(frame["booked"] > 0)
     for rate, count in (("no_show_rate", "no_shows"), ("cancellation_rate", "cancelled"),
                         ("late_cancel_rate", "late_cancelled")):  # fmt: skip
