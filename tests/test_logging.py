@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
@@ -57,6 +58,23 @@ NOT_PII: dict[str, Any] = {
     "flag": True,
     "nothing": None,
 }
+
+
+@pytest.fixture(autouse=True)
+def stdlib_loggers_as_in_our_services() -> Iterator[None]:
+    """Importing Streamlit (the app's AppTest tests share this process) takes uvicorn's
+    loggers over (own handler, no propagation); our services never import it. Give these
+    tests the loggers as a receiver or Dagster process has them, then put them back."""
+    names = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi", "websockets")
+    saved = {}
+    for name in names:
+        logger = logging.getLogger(name)
+        saved[name] = (logger.handlers[:], logger.propagate, logger.level)
+        logger.handlers[:], logger.propagate, logger.level = [], True, logging.NOTSET
+    yield
+    for name, (handlers, propagate, level) in saved.items():
+        logger = logging.getLogger(name)
+        logger.handlers[:], logger.propagate, logger.level = handlers, propagate, level
 
 
 def only(lines: list[dict[str, Any]]) -> dict[str, Any]:
