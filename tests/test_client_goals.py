@@ -7,12 +7,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
+from tests.app_harness import app_pointed_at, signed_in
 from tests.dbt_harness import dbt_ok
 from tests.rls_world import (
     NOW,
-    PASSWORD,
     World,
     build_world,
     contact,
@@ -22,9 +21,6 @@ from tests.rls_world import (
 from trainu_dagster import accounts
 from trainu_dagster.db.server import APP_ROLE, Database
 from trainu_dagster.reporting import client_goals
-from trainu_dagster.settings import PROJECT_ROOT, get_settings
-
-APP = str(PROJECT_ROOT / "streamlit_app" / "app.py")
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +33,8 @@ def world(database: Database, tmp_path_factory: pytest.TempPathFactory) -> Itera
     dbt_ok(
         database, tmp_path_factory.mktemp("dbt"), "build", "--exclude-resource-type", "unit_test"
     )
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TRAINU_DATABASE_URL", database.url())
-        get_settings.cache_clear()
+    with app_pointed_at(database):
         yield world
-    get_settings.cache_clear()
 
 
 def test_a_client_reads_only_their_own_goals(world: World) -> None:
@@ -60,14 +53,7 @@ def test_the_goals_page_shows_the_marts_numbers_and_upcoming_sessions(world: Wor
             "SELECT percent_complete, latest_value FROM marts.goal_progress WHERE client_id = %s",
             (world.client_ids["a1"],),
         ).fetchone()
-    app = AppTest.from_file(APP, default_timeout=30)
-    app.run()
-    app.text_input[0].input("client-a1@example.com")
-    app.text_input[1].input(PASSWORD)
-    app.button[0].click()
-    app.run()
-    app.switch_page("views/my_goals.py")
-    app.run()
+    app = signed_in("client-a1@example.com", page="views/my_goals.py")
     assert not app.exception
     assert app.title[0].value == "My goals"
     assert "Lose 5 kg" in [t.value for t in app.text]

@@ -8,14 +8,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.app_harness import app_pointed_at, signed_in
 from tests.dbt_harness import dbt_ok
-from tests.rls_world import PASSWORD, World, build_world, land_ghl_rows
+from tests.rls_world import World, build_world, land_ghl_rows
 from trainu_dagster import accounts
 from trainu_dagster.db.server import APP_ROLE, Database
 from trainu_dagster.reporting import dashboards
-from trainu_dagster.settings import PROJECT_ROOT, get_settings
-
-APP = str(PROJECT_ROOT / "streamlit_app" / "app.py")
 
 
 @pytest.fixture(scope="module")
@@ -34,22 +32,12 @@ def world(database: Database, tmp_path_factory: pytest.TempPathFactory) -> Itera
     dbt_ok(
         database, tmp_path_factory.mktemp("dbt"), "build", "--exclude-resource-type", "unit_test"
     )
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TRAINU_DATABASE_URL", database.url())
-        get_settings.cache_clear()
+    with app_pointed_at(database):
         yield world
-    get_settings.cache_clear()
 
 
 def dashboard(email: str) -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=60)
-    app.run()
-    app.text_input[0].input(email)
-    app.text_input[1].input(PASSWORD)
-    app.button[0].click()
-    app.run()
-    app.switch_page("views/dashboard.py")
-    app.run()
+    app = signed_in(email, page="views/dashboard.py", timeout=60)
     assert not app.exception
     return app
 

@@ -12,25 +12,22 @@ import pytest
 from psycopg.types.json import Jsonb
 from streamlit.testing.v1 import AppTest
 
-from tests.rls_world import PASSWORD, World, add_draft, build_world, close_open_drafts
+from tests.app_harness import app_pointed_at, signed_in
+from tests.rls_world import World, add_draft, build_world, close_open_drafts
 from trainu_dagster import accounts
 from trainu_dagster.db.server import APP_ROLE, Database
 from trainu_dagster.inbox import decisions, escalations, queue
 from trainu_dagster.inbox.decisions import Loaded
-from trainu_dagster.settings import PROJECT_ROOT, get_settings
+from trainu_dagster.settings import PROJECT_ROOT
 
-APP = str(PROJECT_ROOT / "streamlit_app" / "app.py")
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
 def world(database: Database) -> Iterator[World]:
     world = build_world(database)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TRAINU_DATABASE_URL", database.url())
-        get_settings.cache_clear()
+    with app_pointed_at(database):
         yield world
-    get_settings.cache_clear()
 
 
 @pytest.fixture
@@ -237,17 +234,8 @@ def test_bulk_approval_reports_each_item_and_skips_the_stale_one(fresh: World) -
 # --- the page -------------------------------------------------------------------------------
 
 
-def signed_in(email: str, *, page: str | None = "views/inbox.py") -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=30)
-    app.run()
-    app.text_input[0].input(email)
-    app.text_input[1].input(PASSWORD)
-    app.button[0].click()
-    app.run()
-    if page:
-        app.switch_page(page)
-        app.run()
-    return app
+def on_inbox(email: str) -> AppTest:
+    return signed_in(email, page="views/inbox.py")
 
 
 def button(app: AppTest, prefix: str):
@@ -263,7 +251,7 @@ def test_the_inbox_page_shows_own_drafts_inert_and_approves_an_edit(fresh: World
             ("<script>alert(1)</script> [x](javascript:alert(1))", fresh.client_ids["a1"]),
         )
     add_draft(fresh, "b1", "confirmation", "Not for trainer A")
-    app = signed_in("trainer-A@example.com")
+    app = on_inbox("trainer-A@example.com")
     assert not app.exception
     assert app.title[0].value == "AI Inbox"
     assert [a.value for a in app.text_area] == ["See you **Tuesday** <b>9</b>"]
@@ -283,7 +271,7 @@ def test_the_inbox_page_shows_own_drafts_inert_and_approves_an_edit(fresh: World
 
 def test_the_page_refuses_a_draft_withdrawn_while_it_was_open(fresh: World) -> None:
     draft = add_draft(fresh, "a1", "confirmation")
-    app = signed_in("trainer-A@example.com")
+    app = on_inbox("trainer-A@example.com")
     with fresh.database.connect() as conn:
         conn.execute(
             """UPDATE app.messages SET status = 'suppressed', suppressed_reason = 'cancelled',
@@ -301,7 +289,7 @@ def test_the_page_refuses_a_draft_withdrawn_while_it_was_open(fresh: World) -> N
 def test_reject_and_snooze_from_the_page(fresh: World) -> None:
     rejected = add_draft(fresh, "a1", "re_engagement", "Come back!")
     snoozed = add_draft(fresh, "a2", "milestone", "Great work!")
-    app = signed_in("trainer-A@example.com")
+    app = on_inbox("trainer-A@example.com")
     [reason] = [t for t in app.text_input if (t.key or "").startswith(f"reason-{rejected}")]
     reason.input("not our tone")
     button(app, f"reject-{rejected}").click()
@@ -315,7 +303,7 @@ def test_reject_and_snooze_from_the_page(fresh: World) -> None:
 
 def test_bulk_approve_asks_for_confirmation_then_approves_what_was_shown(fresh: World) -> None:
     drafts = [add_draft(fresh, c, "confirmation", f"Booked, {c}!") for c in ("a1", "a2")]
-    app = signed_in("owner-L1@example.com")
+    app = on_inbox("owner-L1@example.com")
     for d in drafts:
         app.checkbox(key=f"pick-{d}").check()
     app.run()
@@ -333,7 +321,7 @@ def test_bulk_approve_asks_for_confirmation_then_approves_what_was_shown(fresh: 
 
 def test_a_client_has_no_inbox_and_reaching_the_page_shows_nothing(fresh: World) -> None:
     add_draft(fresh, "a1", "confirmation")
-    app = signed_in("client-a1@example.com", page=None)
+    app = signed_in("client-a1@example.com")
     assert app.title[0].value == "Welcome, client-a1"
     with pytest.raises(ValueError, match="Known pages: ") as refused:
         app.switch_page("views/inbox.py")

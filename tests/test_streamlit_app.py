@@ -5,33 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
+from tests.app_harness import app_pointed_at, signed_in
 from tests.rls_world import PASSWORD, World, build_world
 from trainu_dagster.db.server import Database
-from trainu_dagster.settings import PROJECT_ROOT, get_settings
-
-APP = str(PROJECT_ROOT / "streamlit_app" / "app.py")
 
 
 @pytest.fixture(scope="module")
 def world(database: Database) -> Iterator[World]:
     world = build_world(database)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TRAINU_DATABASE_URL", database.url())
-        get_settings.cache_clear()
+    with app_pointed_at(database):
         yield world
-    get_settings.cache_clear()
-
-
-def signed_in(email: str, password: str) -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=30)
-    app.run()
-    app.text_input[0].input(email)
-    app.text_input[1].input(password)
-    app.button[0].click()
-    app.run()
-    return app
 
 
 def test_wrong_password_is_refused(world: World) -> None:

@@ -11,25 +11,21 @@ import psycopg
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.rls_world import PASSWORD, World, build_world
+from tests.app_harness import app_pointed_at, signed_in
+from tests.rls_world import World, build_world
 from trainu_dagster import accounts
 from trainu_dagster.db.server import APP_ROLE, Database
 from trainu_dagster.messaging import studio_settings
 from trainu_dagster.messaging.studio_settings import SettingsError
-from trainu_dagster.settings import PROJECT_ROOT, get_settings
 
-APP = str(PROJECT_ROOT / "streamlit_app" / "app.py")
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
 def world(database: Database) -> Iterator[World]:
     world = build_world(database)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TRAINU_DATABASE_URL", database.url())
-        get_settings.cache_clear()
+    with app_pointed_at(database):
         yield world
-    get_settings.cache_clear()
 
 
 @contextmanager
@@ -101,15 +97,7 @@ def test_a_trainer_cannot_change_the_studios_settings(world: World) -> None:
 
 
 def signed_in_owner() -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=30)
-    app.run()
-    app.text_input[0].input("owner-L2@example.com")
-    app.text_input[1].input(PASSWORD)
-    app.button[0].click()
-    app.run()
-    app.switch_page("views/settings.py")
-    app.run()
-    return app
+    return signed_in("owner-L2@example.com", page="views/settings.py")
 
 
 def test_the_kill_switch_on_the_page_stops_sending_and_is_recorded(world: World) -> None:

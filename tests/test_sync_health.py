@@ -8,11 +8,9 @@ from collections.abc import Iterator
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.rls_world import PASSWORD, World, build_world
+from tests.app_harness import app_pointed_at, signed_in
+from tests.rls_world import World, build_world
 from trainu_dagster.db.server import Database
-from trainu_dagster.settings import PROJECT_ROOT, get_settings
-
-APP = str(PROJECT_ROOT / "streamlit_app" / "app.py")
 
 
 @pytest.fixture(scope="module")
@@ -25,22 +23,12 @@ def world(database: Database) -> Iterator[World]:
                VALUES ('L1', 'run_failed', 'system:dagster', 'dagster_run', 'run-123',
                        '{"job": "ingest_webhook_events", "error": "boom"}')"""
         )
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TRAINU_DATABASE_URL", database.url())
-        get_settings.cache_clear()
+    with app_pointed_at(database):
         yield world
-    get_settings.cache_clear()
 
 
 def sync_health(email: str) -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=30)
-    app.run()
-    app.text_input[0].input(email)
-    app.text_input[1].input(PASSWORD)
-    app.button[0].click()
-    app.run()
-    app.switch_page("views/sync_health.py")
-    app.run()
+    app = signed_in(email, page="views/sync_health.py")
     assert not app.exception
     return app
 
