@@ -80,6 +80,9 @@ class FakeOpenAI:
         if self.mode == "obedient":  # does what the client's quoted words say
             text = f"Hi {data['client_first_name']}! " + data["thread"][-1]["text"]
             return _json_message(text, escalate=False)
+        if "previous_draft" in data:  # a rewrite the trainer asked for: a short one
+            when = data["facts"].get("session_when", "soon")
+            return _json_message(f"Hi {data['client_first_name']}, see you {when}!", escalate=False)
         purpose = next(p for p in CANNED if f"Purpose: {_purpose_line(p)}" in system)
         text = f"Hi {data['client_first_name']}, " + CANNED[purpose].format(
             when=data["facts"].get("session_when", "your session")

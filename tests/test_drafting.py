@@ -22,9 +22,10 @@ from trainu_dagster.messaging.drafting import (
     ThreadMessage,
     drafter_from_settings,
     open_drafter,
+    restyle,
 )
 from trainu_dagster.messaging.safety import SafetyContext, validate_draft
-from trainu_dagster.messaging.templates import check_template
+from trainu_dagster.messaging.templates import RESTYLED, check_template
 from trainu_dagster.settings import Settings
 
 VOICE = StudioVoice(studio_name="Iron Oak Studio", sign_off="See you soon!")
@@ -175,6 +176,36 @@ def test_every_default_template_passes_the_safety_rules(purpose: str, channel: s
     assert (result.subject is not None) == (channel == "Email")
     if channel == "Email":
         assert result.text.endswith("See you soon!\nJordan Lee, Iron Oak Studio")
+
+
+@pytest.mark.parametrize("channel", ["SMS", "Email"])
+@pytest.mark.parametrize("purpose", list(PURPOSES))
+@pytest.mark.parametrize("style", list(RESTYLED))
+def test_every_restyled_template_passes_the_rules_and_says_it_differently(
+    style: str, purpose: str, channel: str
+) -> None:
+    plain = TemplateDrafter().draft(request(purpose, channel))
+    ask = {"shorter": "Make it shorter.", "warmer": "warmer"}[style]
+    result = TemplateDrafter().draft(
+        request(purpose, channel, instruction=ask, previous=plain.text)
+    )
+    verdict = validate_draft(result.text, SafetyContext(channel=channel, purpose=purpose,
+                                                        client_first_name="Samira"))  # fmt: skip
+    assert verdict.ok, (verdict.failed, verdict.details, result.text)
+    assert (result.outcome, result.template) == ("ok", f"{style}:{purpose}")
+    assert "Samira" in result.text and "{" not in result.text
+    if style == "shorter":
+        assert len(result.text) < len(plain.text)
+    else:
+        assert result.text != plain.text
+
+
+def test_an_instruction_the_templates_cannot_follow_leaves_the_draft_as_it_was() -> None:
+    result = TemplateDrafter().draft(request(instruction="mention parking", previous="Hi Samira!"))
+    assert (result.outcome, result.text, result.template) == (
+        "instruction_unsupported", "Hi Samira!", None,
+    )  # fmt: skip
+    assert restyle("  Make it WARMER! ") == "warmer" and restyle("shorter please") is None
 
 
 def test_the_owner_template_is_used_and_a_broken_one_falls_back() -> None:

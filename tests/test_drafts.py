@@ -6,6 +6,7 @@ as `needs_manual`."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,7 +21,7 @@ from trainu_dagster.db.server import Database
 from trainu_dagster.ingest.clients import ensure_clients
 from trainu_dagster.jobs import ingest_webhook_events
 from trainu_dagster.messaging.drafting import OpenAIDrafter, TemplateDrafter
-from trainu_dagster.messaging.drafts import DraftPlan, make_drafts, session_when
+from trainu_dagster.messaging.drafts import DraftPlan, make_drafts, redraft, session_when
 from trainu_dagster.resources.postgres import PostgresResource
 
 LOCATION = "loc-drafts"
@@ -205,6 +206,32 @@ def test_a_question_gets_a_reply_draft_and_ordinary_replies_get_none(
     [reply] = drafts(database, "c-noor")
     assert (reply["purpose"], reply["status"]) == ("reply", "pending_approval")
     assert reply["trigger"]["intent"] == "question"
+
+
+def test_a_draft_regenerated_is_written_again_from_its_stored_facts_and_the_thread(
+    database: Database, receiver_url: str, signer: Signer
+) -> None:
+    deliver(receiver_url, signer, contact("c-oli", "Oli"))
+    deliver(receiver_url, signer, inbound("c-oli", "Is there parking near the studio?"))
+    ingest(database)
+    [reply] = drafts(database, "c-oli")
+    with database.connect() as conn:
+        facts = conn.execute(
+            "SELECT draft_facts FROM app.messages WHERE id = %s", (reply["id"],)
+        ).fetchone()[0]
+    assert facts == {"question": "Is there parking near the studio?"}
+    with fake_openai("schema") as (url, fake), database.connect() as conn:
+        model = OpenAIDrafter(api_key="sk-test", base_url=url, model="gpt-4o-mini")
+        redone = redraft(conn, reply["id"], "warmer", model, now=datetime.now(UTC))
+    assert redone is not None and redone.status == "pending_approval"
+    [request] = fake.requests
+    data = json.loads(request["messages"][1]["content"].split("\n", 1)[1])
+    assert data["facts"]["question"] == "Is there parking near the studio?"
+    assert data["thread"][-1]["text"] == "Is there parking near the studio?"
+    assert data["previous_draft"] == reply["body"]
+    [again] = drafts(database, "c-oli")
+    assert again["body"] == redone.result.text != reply["body"]
+    assert again["generator"] == "openai"
 
 
 @pytest.mark.parametrize(

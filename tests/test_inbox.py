@@ -13,11 +13,13 @@ from psycopg.types.json import Jsonb
 from streamlit.testing.v1 import AppTest
 
 from tests.app_harness import app_pointed_at, signed_in
+from tests.fake_openai import fake_openai
 from tests.rls_world import World, add_draft, build_world, close_open_drafts
 from trainu_dagster import accounts
 from trainu_dagster.db.server import APP_ROLE, Database
 from trainu_dagster.inbox import decisions, escalations, queue
 from trainu_dagster.inbox.decisions import Loaded
+from trainu_dagster.messaging.drafting import OpenAIDrafter, TemplateDrafter
 from trainu_dagster.settings import PROJECT_ROOT
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
@@ -108,6 +110,18 @@ def test_a_reminder_due_tonight_comes_before_the_riskiest_re_engagement(fresh: W
     drafts = pending(fresh, "trainer-A")
     assert [d.id for d in drafts] == [tonight, later, risky, calm]
     assert drafts[2].risk_band == "high" and drafts[2].risk_reason == "no session in 20 days"
+
+
+def test_the_count_covers_every_waiting_draft_beyond_the_page(fresh: World) -> None:
+    for purpose in ("milestone", "reminder", "confirmation"):
+        add_draft(fresh, "a1", purpose)
+    snoozed = add_draft(fresh, "a2", "milestone")
+    decide(fresh, "trainer-A", decisions.snooze, loaded(fresh, snoozed), NOW + timedelta(hours=1))
+    assert len(pending(fresh, "trainer-A", limit=2)) == 2
+    with as_user(fresh, "trainer-A") as conn:
+        assert queue.pending_count(conn, now=NOW) == 3
+    with as_user(fresh, "trainer-B") as conn:
+        assert queue.pending_count(conn, now=NOW) == 0
 
 
 def test_a_snoozed_draft_leaves_the_inbox_until_its_time(fresh: World) -> None:
@@ -231,6 +245,130 @@ def test_bulk_approval_reports_each_item_and_skips_the_stale_one(fresh: World) -
     assert [message(fresh, d)["status"] for d in drafts] == ["pending_approval", "approved"]
 
 
+# --- regenerating, and edits held to the safety rules ----------------------------------------
+
+WHEN = {"session_when": "Tue 8 Dec at 9 am"}
+
+
+def with_facts(world: World, message_id: UUID, facts: dict[str, str]) -> None:
+    """As the drafter stores them: the facts the draft was written from."""
+    with world.database.connect() as conn:
+        conn.execute(
+            "UPDATE app.messages SET draft_facts = %s WHERE id = %s", (Jsonb(facts), message_id)
+        )
+
+
+def agent_steps(world: World, message_id: UUID) -> list[tuple[str, dict]]:
+    with world.database.connect() as conn:
+        return conn.execute(
+            "SELECT event_type, payload FROM app.agent_events WHERE message_id = %s ORDER BY id",
+            (message_id,),
+        ).fetchall()
+
+
+def test_regenerating_shorter_rewrites_the_draft_from_its_facts(fresh: World) -> None:
+    draft = add_draft(fresh, "a1", "confirmation", "Hi Client, you're booked for Tue 8 Dec.")
+    with_facts(fresh, draft, WHEN)
+    seen = loaded(fresh, draft)
+    result = decide(fresh, "trainer-A", decisions.regenerate, seen, " shorter ", TemplateDrafter())
+    assert result.ok, result.detail
+    row = message(fresh, draft)
+    # the studio's trainer and the session time from the stored facts, in the short style
+    assert (
+        row["body"] == "Hi Client, booked: Tue 8 Dec at 9 am with Trainer A. Reply YES to confirm."
+    )
+    assert row["draft_body"] == row["body"] and row["status"] == "pending_approval"
+    assert row["safety"]["ok"] is True and row["updated_at"] == NOW
+    events, audit = logged(fresh, draft)
+    assert [e[0] for e in events] == ["draft_regenerated"] == [a[0] for a in audit]
+    assert events[0][1] == row["correlation_id"]
+    assert events[0][2]["instruction"] == "shorter"
+    assert events[0][2]["previous"] == "Hi Client, you're booked for Tue 8 Dec."
+    assert events[0][2]["final"] == row["body"]
+    [(step, payload)] = agent_steps(fresh, draft)
+    assert (step, payload["instruction"], payload["generator"]) == (
+        "regenerate",
+        "shorter",
+        "template",
+    )
+    # the page's old version is stale now: approving what it showed is refused
+    stale = decide(fresh, "trainer-A", decisions.approve, seen, "Hi Client, you're booked.")
+    assert not stale.ok and "changed since the page loaded" in stale.detail
+    approved = decide(fresh, "trainer-A", decisions.approve, loaded(fresh, draft), row["body"])
+    assert approved.ok and message(fresh, draft)["decision"] == "approved_unedited"
+
+
+def test_free_text_needs_a_model_and_the_model_gets_the_instruction_and_the_draft(
+    fresh: World,
+) -> None:
+    draft = add_draft(fresh, "a1", "confirmation", "Hi Client, you're booked for Tue 8 Dec.")
+    with_facts(fresh, draft, WHEN)
+    ask = "mention we can move it if needed"
+    offline = decide(fresh, "trainer-A", decisions.regenerate, loaded(fresh, draft), ask,
+                     TemplateDrafter())  # fmt: skip
+    assert not offline.ok and "“shorter” or “warmer”" in offline.detail
+    assert message(fresh, draft)["body"] == "Hi Client, you're booked for Tue 8 Dec."
+    assert logged(fresh, draft) == ([], [])
+    with fake_openai("schema") as (url, fake):
+        model = OpenAIDrafter(api_key="sk-test", base_url=url, model="gpt-4o-mini")
+        result = decide(fresh, "trainer-A", decisions.regenerate, loaded(fresh, draft), ask, model)
+    assert result.ok, result.detail
+    [request] = fake.requests
+    system, data = request["messages"][0]["content"], request["messages"][1]["content"]
+    assert ask in system and "Hi Client, you're booked for Tue 8 Dec." in data
+    row = message(fresh, draft)
+    assert (row["body"], row["generator"]) == ("Hi Client, see you Tue 8 Dec at 9 am!", "openai")
+
+
+def test_regenerating_refuses_blank_or_stale_drafts_and_old_drafts_without_facts(
+    fresh: World,
+) -> None:
+    draft = add_draft(fresh, "a1", "reminder")
+    blank = decide(fresh, "trainer-A", decisions.regenerate, loaded(fresh, draft), "  ",
+                   TemplateDrafter())  # fmt: skip
+    assert not blank.ok and "Say how" in blank.detail
+    no_facts = decide(fresh, "trainer-A", decisions.regenerate, loaded(fresh, draft), "warmer",
+                      TemplateDrafter())  # fmt: skip
+    assert not no_facts.ok and "edit it instead" in no_facts.detail
+    with_facts(fresh, draft, WHEN)
+    seen = loaded(fresh, draft)
+    with fresh.database.connect() as conn:
+        conn.execute("UPDATE app.messages SET updated_at = now() WHERE id = %s", (draft,))
+    stale = decide(fresh, "trainer-A", decisions.regenerate, seen, "warmer", TemplateDrafter())
+    assert not stale.ok and "changed since the page loaded" in stale.detail
+    theirs = add_draft(fresh, "b1", "reminder")
+    with_facts(fresh, theirs, WHEN)
+    other = decide(fresh, "trainer-A", decisions.regenerate, loaded(fresh, theirs), "warmer",
+                   TemplateDrafter())  # fmt: skip
+    assert not other.ok and "not in your inbox" in other.detail
+    assert (
+        message(fresh, draft)["body"]
+        == message(fresh, theirs)["body"]
+        == ("Hi! Still on for tomorrow at 9?")
+    )
+
+
+def test_an_edit_is_held_to_the_same_safety_rules_as_a_draft(fresh: World) -> None:
+    draft = add_draft(fresh, "a1", "confirmation", "Booked for Tuesday at 9.")
+    cases = {
+        "Booked! Pay at https://evil.example/pay": "link",
+        "Booked! Bring your friend Client a2 too.": "another client",
+        "Booked! We guarantee you'll lose 10 kg or your money back.": "promise",
+    }
+    for edit in cases:
+        refused = decide(fresh, "trainer-A", decisions.approve, loaded(fresh, draft), edit)
+        assert not refused.ok and refused.detail.startswith("Not approved: "), edit
+    row = message(fresh, draft)
+    assert (row["status"], row["approved_body"], row["decision"]) == (
+        "pending_approval",
+        None,
+        None,
+    )
+    assert logged(fresh, draft) == ([], [])
+    fine = decide(fresh, "trainer-A", decisions.approve, loaded(fresh, draft), "Booked: Tue 9!")
+    assert fine.ok and message(fresh, draft)["approved_body"] == "Booked: Tue 9!"
+
+
 # --- the page -------------------------------------------------------------------------------
 
 
@@ -284,6 +422,26 @@ def test_the_page_refuses_a_draft_withdrawn_while_it_was_open(fresh: World) -> N
         "Not done: this draft was withdrawn since the page loaded."
     ]
     assert message(fresh, draft)["status"] == "suppressed"
+
+
+def test_regenerating_from_the_page_shows_the_new_text_to_decide_on(fresh: World) -> None:
+    draft = add_draft(fresh, "a2", "reminder")  # (a1's name is <script> by now)
+    with_facts(fresh, draft, WHEN)
+    app = on_inbox("trainer-A@example.com")
+    assert "1 draft waiting, most urgent first." in [c.value for c in app.caption]
+    button(app, f"restyle-warmer-{draft}").click()
+    app.run()
+    assert [s.value for s in app.success] == ["Regenerated: review the new text."]
+    warmer = message(fresh, draft)["body"]
+    assert warmer.startswith("Hi Client, looking forward to seeing you tomorrow!")
+    assert [a.value for a in app.text_area] == [warmer]
+    [ask] = [t for t in app.text_input if (t.key or "").startswith(f"instruction-{draft}")]
+    ask.input("mention parking")
+    button(app, f"regenerate-{draft}").click()
+    app.run()
+    [refused] = [w.value for w in app.warning]
+    assert refused.startswith("Without a model a draft can only be made “shorter” or “warmer”")
+    assert message(fresh, draft)["body"] == warmer
 
 
 def test_reject_and_snooze_from_the_page(fresh: World) -> None:

@@ -1,10 +1,11 @@
-"""A trainer's decision on a draft: approve (as drafted or edited), reject, snooze.
+"""A trainer's decision on a draft: approve (as drafted or edited), regenerate, reject, snooze.
 
-Each decision is one guarded UPDATE: it only applies to the draft exactly as the page
-showed it (same status family, same `updated_at`), so a draft that was withdrawn,
-regenerated or decided by someone else since the page loaded is refused, never
-approved blind. Approval stores the approver, the time and `approved_body` equal to the
-final text, as `messages_send_requires_approval` demands. Every decision appends to
+Each decision is guarded: it only applies to the draft exactly as the page showed it
+(same status family, same `updated_at`), so a draft that was withdrawn, regenerated or
+decided by someone else since the page loaded is refused, never approved blind. The
+final text is held to the same safety rules as every draft, so an edit cannot add what a
+draft may not say. Approval stores the approver, the time and `approved_body` equal to
+the final text, as `messages_send_requires_approval` demands. Every decision appends to
 `app.events` (with the draft's correlation id) and `app.audit_log`.
 """
 
@@ -19,9 +20,12 @@ from uuid import UUID
 import psycopg
 
 from trainu_dagster import accounts
+from trainu_dagster.messaging import drafts
+from trainu_dagster.messaging.templates import RESTYLED
 from trainu_dagster.observability.product_events import record_event
 
 OPEN = ("pending_approval", "needs_manual")
+MAX_INSTRUCTION = 300
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,7 @@ class Outcome:
     detail: str
 
 
-Action = Literal["approve", "reject", "snooze"]
+Action = Literal["approve", "regenerate", "reject", "snooze"]
 
 
 def approve(
@@ -53,6 +57,12 @@ def approve(
     """Approve `final_text` (the draft as shown, or the trainer's edit of it) for sending."""
     if not final_text.strip():
         return Outcome(draft.id, False, "The message is empty: write it or reject the draft.")
+    if _lock(conn, draft) is None:
+        return _refused(conn, draft, final_text)
+    verdict = drafts.check_text(conn, draft.id, final_text)
+    if not verdict.ok:
+        return Outcome(draft.id, False, "Not approved: " + "; ".join(verdict.details.values())
+                       + ". Edit the message, then approve it.")  # fmt: skip
     row = conn.execute(
         """UPDATE app.messages SET
                status = 'approved', body = %(text)s, approved_body = %(text)s,
@@ -74,6 +84,45 @@ def approve(
              "final": final_text})  # fmt: skip
     label = "Approved as edited" if decision == "approved_edited" else "Approved"
     return Outcome(draft.id, True, f"{label}: it will be sent within the studio's sending rules.")
+
+
+def regenerate(
+    conn: psycopg.Connection,
+    user: accounts.User,
+    draft: Loaded,
+    instruction: str,
+    drafter: drafts.Drafter,
+    *,
+    now: datetime,
+) -> Outcome:
+    """Draft the message again as the trainer asks ("shorter", "warmer", free text); the
+    new text waits for a decision like any draft."""
+    instruction = " ".join(instruction.split())
+    if not instruction:
+        return Outcome(draft.id, False, "Say how to change the draft, e.g. “shorter”.")
+    if len(instruction) > MAX_INSTRUCTION:
+        return Outcome(draft.id, False, f"Keep the instruction under {MAX_INSTRUCTION} characters.")
+    locked = _lock(conn, draft)
+    if locked is None:
+        return _refused(conn, draft, None)
+    location_id, correlation_id, purpose, previous = locked
+    try:
+        redone = drafts.redraft(conn, draft.id, instruction, drafter, now=now)
+    except drafts.CannotRedraft as why:
+        return Outcome(draft.id, False, str(why))
+    if redone is None:
+        styles = " or ".join(f"“{style}”" for style in RESTYLED)
+        return Outcome(draft.id, False, f"Without a model a draft can only be made {styles}: "
+                       "edit the text yourself, or ask the owner to set up a model.")  # fmt: skip
+    record_action(conn, user, "draft_regenerated", draft.id, location_id, correlation_id,
+                  {"purpose": purpose, "instruction": instruction, "previous": previous,
+                   "final": redone.result.text, "generator": redone.result.generator,
+                   "outcome": redone.result.outcome,
+                   "safety_failed": list(redone.verdict.failed)})  # fmt: skip
+    if redone.status == "needs_manual":
+        why = "; ".join(redone.verdict.details.values()) or "the model asked for a person"
+        return Outcome(draft.id, True, f"Regenerated, but it needs your edit: {why}.")
+    return Outcome(draft.id, True, "Regenerated: review the new text.")
 
 
 def reject(
@@ -132,6 +181,15 @@ def bulk(
         with conn.transaction():
             outcomes.append(decide(conn, draft))
     return outcomes
+
+
+def _lock(conn: psycopg.Connection, draft: Loaded) -> tuple | None:
+    """The draft, locked, if it is still open and exactly as the page showed it."""
+    return conn.execute(
+        """SELECT location_id, correlation_id, purpose, body FROM app.messages
+           WHERE id = %s AND updated_at = %s AND status = ANY(%s) FOR UPDATE""",
+        (draft.id, draft.updated_at, list(OPEN)),
+    ).fetchone()
 
 
 def _refused(conn: psycopg.Connection, draft: Loaded, final_text: str | None) -> Outcome:

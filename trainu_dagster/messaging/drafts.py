@@ -359,16 +359,7 @@ def make_drafts(
         return outcome
     voices = _voices(conn, {p.location_id for p in wanted})
     requests = [_request(p, clients[p.client_id], voices[p.location_id]) for p in wanted]
-    results = _draft_all(drafter, requests)
-    names = _names_by_book(conn, wanted, clients)
-    domains = _link_domains(conn, {p.location_id for p in wanted})
-    contexts = [_safety(p, clients[p.client_id], names, domains[p.location_id]) for p in wanted]
-    verdicts = [validate_draft(r.text, c) for r, c in zip(results, contexts, strict=True)]
-    retry = [i for i, v in enumerate(verdicts) if not v.ok]
-    if retry:  # once, told what failed
-        again = _draft_all(drafter, [_avoiding(requests[i], verdicts[i]) for i in retry])
-        for i, result in zip(retry, again, strict=True):
-            results[i], verdicts[i] = result, validate_draft(result.text, contexts[i])
+    results, verdicts = _draft_checked(drafter, requests, _contexts(conn, wanted, clients))
     with conn.pipeline():  # the agent events go without waiting; only RETURNINGs wait
         for plan, request, result, verdict in zip(wanted, requests, results, verdicts, strict=True):
             message_id = _store(conn, plan, request, result, verdict, clients[plan.client_id])
@@ -386,6 +377,21 @@ def make_drafts(
                        properties={"purpose": plan.purpose, "generator": result.generator,
                                    "needs_manual": not ready})  # fmt: skip
     return outcome
+
+
+def _draft_checked(
+    drafter: Drafter, requests: list[DraftRequest], contexts: list[SafetyContext]
+) -> tuple[list[DraftResult], list[Verdict]]:
+    """Each request drafted and validated; one that fails is drafted once more, told what
+    failed."""
+    results = _draft_all(drafter, requests)
+    verdicts = [validate_draft(r.text, c) for r, c in zip(results, contexts, strict=True)]
+    retry = [i for i, v in enumerate(verdicts) if not v.ok]
+    if retry:
+        again = _draft_all(drafter, [_avoiding(requests[i], verdicts[i]) for i in retry])
+        for i, result in zip(retry, again, strict=True):
+            results[i], verdicts[i] = result, validate_draft(result.text, contexts[i])
+    return results, verdicts
 
 
 def _ready(result: DraftResult, verdict: Verdict) -> bool:
@@ -430,21 +436,7 @@ def _wanted(
     """Plans whose client may be written to, with no open draft of that purpose and no draft
     for that trigger yet (checked before drafting, so no model call is wasted)."""
     ids = list({p.client_id for p in plans})
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(
-            """SELECT c.id, c.location_id, c.ghl_contact_id, c.name, c.email, c.phone,
-                      c.trainer_id, t.name AS trainer_name,
-                      c.opted_out_at IS NOT NULL OR coalesce(g.dnd, false) AS opted_out,
-                      coalesce(c.timezone, l.timezone) AS timezone
-               FROM app.clients c
-               JOIN app.locations l ON l.location_id = c.location_id
-               LEFT JOIN app.trainers t ON t.id = c.trainer_id
-               LEFT JOIN raw.ghl_contacts g
-                      ON g.location_id = c.location_id AND g.contact_id = c.ghl_contact_id
-               WHERE c.id = ANY(%s)""",
-            (ids,),
-        ).fetchall()
-    clients = {row["id"]: row for row in rows}
+    clients = _client_rows(conn, ids)
     taken = {
         (client, purpose)
         for client, purpose in conn.execute(
@@ -470,6 +462,25 @@ def _wanted(
         seen.add(slot)
         wanted.append(plan)
     return wanted, clients
+
+
+def _client_rows(conn: psycopg.Connection, ids: Sequence[UUID]) -> dict[UUID, dict]:
+    """What drafting needs to know of each client: name, contacts, trainer, opt-out, zone."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            """SELECT c.id, c.location_id, c.ghl_contact_id, c.name, c.email, c.phone,
+                      c.trainer_id, t.name AS trainer_name,
+                      c.opted_out_at IS NOT NULL OR coalesce(g.dnd, false) AS opted_out,
+                      coalesce(c.timezone, l.timezone) AS timezone
+               FROM app.clients c
+               JOIN app.locations l ON l.location_id = c.location_id
+               LEFT JOIN app.trainers t ON t.id = c.trainer_id
+               LEFT JOIN raw.ghl_contacts g
+                      ON g.location_id = c.location_id AND g.contact_id = c.ghl_contact_id
+               WHERE c.id = ANY(%s)""",
+            (list(ids),),
+        ).fetchall()
+    return {row["id"]: row for row in rows}
 
 
 def _request(plan: DraftPlan, client: dict, voice: StudioVoice) -> DraftRequest:
@@ -511,6 +522,15 @@ def _names_by_book(
     return names
 
 
+def _contexts(
+    conn: psycopg.Connection, plans: Sequence[DraftPlan], clients: dict[UUID, dict]
+) -> list[SafetyContext]:
+    """Each plan's safety context: its studio's link domains, the names it must not say."""
+    names = _names_by_book(conn, plans, clients)
+    domains = _link_domains(conn, {p.location_id for p in plans})
+    return [_safety(p, clients[p.client_id], names, domains[p.location_id]) for p in plans]
+
+
 def _safety(
     plan: DraftPlan,
     client: dict,
@@ -538,21 +558,25 @@ def _store(
     row = conn.execute(
         """INSERT INTO app.messages (location_id, client_id, trainer_id, direction, channel,
                status, subject, body, draft_body, generator, purpose, safety, insight_id,
-               trigger, idempotency_key, scheduled_for, correlation_id)
-           VALUES (%s, %s, %s, 'outbound', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
+               trigger, draft_facts, idempotency_key, scheduled_for, correlation_id)
+           VALUES (%s, %s, %s, 'outbound', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
                    coalesce(%s, gen_random_uuid()))
            ON CONFLICT DO NOTHING RETURNING id""",
         (
             plan.location_id, plan.client_id, client["trainer_id"], request.channel,
             "pending_approval" if _ready(result, verdict) else "needs_manual", result.subject,
             result.text, result.text, result.generator, plan.purpose,
-            Jsonb({"ok": verdict.ok, "failed": list(verdict.failed), "details": verdict.details,
-                   "sms_segments": verdict.sms_segments, "escalate": result.escalate}),
-            plan.insight_id, Jsonb(plan.trigger), plan.key, plan.scheduled_for,
-            plan.correlation_id,
+            Jsonb(_safety_record(result, verdict)), plan.insight_id, Jsonb(plan.trigger),
+            Jsonb(plan.facts), plan.key, plan.scheduled_for, plan.correlation_id,
         ),
     ).fetchone()  # fmt: skip
     return row[0] if row else None
+
+
+def _safety_record(result: DraftResult, verdict: Verdict) -> dict[str, Any]:
+    """The verdict as stored on the message (`safety`), shown to the trainer."""
+    return {"ok": verdict.ok, "failed": list(verdict.failed), "details": verdict.details,
+            "sms_segments": verdict.sms_segments, "escalate": result.escalate}  # fmt: skip
 
 
 def _telemetry(result: DraftResult, verdict: Verdict) -> dict[str, Any]:
@@ -587,6 +611,87 @@ def _agent_event(
            VALUES (%s, 'drafter', %s, %s, %s, %s, %s)""",
         (location_id, step, client_id, message_id, Jsonb(redact(payload)), correlation_id),
     )
+
+
+# --- the inbox: a trainer's edit checked, a draft regenerated ---------------------------------
+
+
+class CannotRedraft(Exception):
+    """Why a stored draft cannot be drafted again (shown to the trainer)."""
+
+
+@dataclass(frozen=True)
+class Redraft:
+    result: DraftResult
+    verdict: Verdict
+    status: str  # pending_approval, or needs_manual when it still fails a rule
+
+
+def check_text(conn: psycopg.Connection, message_id: UUID, text: str) -> Verdict:
+    """The safety rules on a trainer's edit, in the context the draft was made for: an edit
+    is held to the same rules as a draft (the studio's link domains, other clients' names)."""
+    plan, client, _ = _stored(conn, message_id)
+    return validate_draft(text, _contexts(conn, [plan], {plan.client_id: client})[0])
+
+
+def redraft(
+    conn: psycopg.Connection,
+    message_id: UUID,
+    instruction: str,
+    drafter: Drafter,
+    *,
+    now: datetime,
+) -> Redraft | None:
+    """Draft the message again as the trainer asks ("shorter", "warmer", free text), from
+    the facts it was first written from and the thread as it is now, validated like every
+    draft; the new text replaces the draft. None when the drafter cannot follow the
+    instruction (templates only restyle): the draft is left as it was."""
+    plan, client, previous = _stored(conn, message_id)
+    if not plan.facts:
+        raise CannotRedraft("This draft was made before regeneration existed: edit it instead.")
+    if plan.purpose == "reply":
+        plan = replace(plan, thread=_thread(conn, plan.location_id, client["ghl_contact_id"]))
+    voice = _voices(conn, {plan.location_id})[plan.location_id]
+    request = replace(_request(plan, client, voice), instruction=instruction, previous=previous)
+    context = _contexts(conn, [plan], {plan.client_id: client})
+    [result], [verdict] = _draft_checked(drafter, [request], context)
+    if result.outcome == "instruction_unsupported":
+        return None
+    status = "pending_approval" if _ready(result, verdict) else "needs_manual"
+    conn.execute(
+        """UPDATE app.messages SET body = %s, draft_body = %s, subject = %s, generator = %s,
+               safety = %s, status = %s, updated_at = %s
+           WHERE id = %s""",
+        (result.text, result.text, result.subject, result.generator,
+         Jsonb(_safety_record(result, verdict)), status, now, message_id),
+    )  # fmt: skip
+    telemetry = {**_telemetry(result, verdict), "instruction": instruction}
+    _agent_event(conn, plan.location_id, plan.client_id, message_id, plan.correlation_id,
+                 "regenerate", telemetry)  # fmt: skip
+    return Redraft(result, verdict, status)
+
+
+def _stored(conn: psycopg.Connection, message_id: UUID) -> tuple[DraftPlan, dict, str]:
+    """A stored draft as the plan it was made from, its client, and its current text."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(
+            """SELECT purpose, location_id, client_id, idempotency_key, draft_facts, trigger,
+                      correlation_id, channel, scheduled_for, insight_id, body
+               FROM app.messages WHERE id = %s AND direction = 'outbound'""",
+            (message_id,),
+        ).fetchone()
+    if row is None:
+        raise CannotRedraft("This draft is not in your inbox.")
+    plan = DraftPlan(
+        purpose=row["purpose"], location_id=row["location_id"], client_id=row["client_id"],
+        key=row["idempotency_key"], facts=row["draft_facts"], trigger=row["trigger"],
+        correlation_id=row["correlation_id"], channel=row["channel"],
+        scheduled_for=row["scheduled_for"], insight_id=row["insight_id"],
+    )  # fmt: skip
+    client = _client_rows(conn, [plan.client_id]).get(plan.client_id)
+    if client is None:
+        raise CannotRedraft("This draft's client is not one of yours.")
+    return plan, client, row["body"]
 
 
 # --- reading what drafts need ----------------------------------------------------------------

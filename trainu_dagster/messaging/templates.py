@@ -52,6 +52,64 @@ SMS: dict[str, str] = {
         "Hi {{ first_name }}, thanks for your message! {{ trainer }} will get back to you shortly."
     ),
 }
+# The same messages rewritten as a trainer asks in the inbox ("shorter", "warmer"): what
+# the offline drafter can do without a model. Each passes the safety rules on its own.
+RESTYLED: dict[str, dict[str, str]] = {
+    "shorter": {
+        "confirmation": (
+            "Hi {{ first_name }}, booked: {{ session_when }} with {{ trainer }}. "
+            "Reply YES to confirm."
+        ),
+        "reminder": (
+            "Hi {{ first_name }}, see you tomorrow, {{ session_when }}. Reply YES to confirm."
+        ),
+        "no_show_checkin": (
+            "Hi {{ first_name }}, we missed you today. All OK? Reply for a new time."
+        ),
+        "reschedule_offer": (
+            "Hi {{ first_name }}, sorry you missed {{ session_when }}. Reply with a day that suits."
+        ),
+        "re_engagement": (
+            "Hi {{ first_name }}, we miss you! Want a spot this week? Reply STOP to opt out."
+        ),
+        "milestone": "Congratulations {{ first_name }}, you've {{ achievement }}! Keep going!",
+        "reply": "Hi {{ first_name }}, thanks! {{ trainer }} will reply shortly.",
+    },
+    "warmer": {
+        "confirmation": (
+            "Hi {{ first_name }}, lovely to have you booked in! {{ trainer }} is looking forward "
+            "to seeing you {{ session_when }}. Reply YES to confirm, and if that time stops "
+            "working, just tell us and we'll sort it."
+        ),
+        "reminder": (
+            "Hi {{ first_name }}, looking forward to seeing you tomorrow! Your session with "
+            "{{ trainer }} is {{ session_when }}. Reply YES to confirm, or let us know if you "
+            "need to move it, no problem at all."
+        ),
+        "no_show_checkin": (
+            "Hi {{ first_name }}, we missed you at your session ({{ session_when }}) and just "
+            "wanted to check you're OK. No worries at all: reply whenever suits and we'll find "
+            "a new time together."
+        ),
+        "reschedule_offer": (
+            "Hi {{ first_name }}, no worries about {{ session_when }}, life happens! Would you "
+            "like to pick another time this week? Reply with a day that works and we'll fit you in."
+        ),
+        "re_engagement": (
+            "Hi {{ first_name }}, it's {{ trainer }}. We've really missed seeing you and would "
+            "love to welcome you back whenever you're ready. Shall I save you a spot this week? "
+            "Reply STOP to opt out."
+        ),
+        "milestone": (
+            "Congratulations {{ first_name }}! You've {{ achievement }}: {{ goal_title }}. "
+            "We're so proud of the work you've put in. Keep it going!"
+        ),
+        "reply": (
+            "Hi {{ first_name }}, thank you so much for your message! {{ trainer }} will get "
+            "back to you personally very soon."
+        ),
+    },
+}
 SUBJECTS: dict[str, str] = {
     "confirmation": "You're booked: {{ session_when }}",
     "reminder": "See you tomorrow: {{ session_when }}",
@@ -98,5 +156,7 @@ def check_template(source: str) -> str | None:
     return None
 
 
-def default_body(purpose: str, channel: str) -> str:
-    return SMS[purpose] + (EMAIL_SIGNATURE if channel == "Email" else "")
+def default_body(purpose: str, channel: str, style: str | None = None) -> str:
+    """The built-in text for a purpose, as written or restyled (`RESTYLED`)."""
+    body = RESTYLED[style][purpose] if style else SMS[purpose]
+    return body + (EMAIL_SIGNATURE if channel == "Email" else "")
