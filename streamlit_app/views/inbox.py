@@ -3,17 +3,24 @@
 Buttons act through `on_click` callbacks whose arguments were bound when the page was
 drawn, so a decision applies to the draft version the trainer saw (stale-page protection
 lives in `inbox.decisions`). GHL text (names, messages) is only ever shown with
-`st.text`/`st.code`-style inert elements, never as Markdown or HTML.
+`st.text`/`st.dataframe`-style inert elements, never as Markdown or HTML. The client panel
+is read only for the drafts whose panel the trainer opens.
 """
 
 from datetime import UTC, datetime, timedelta
+from uuid import UUID
 
+import altair as alt
 import streamlit as st
 
 from streamlit_app import session
 from trainu_dagster.inbox import decisions, queue
 from trainu_dagster.inbox.decisions import Loaded
+from trainu_dagster.messaging.drafting import open_drafter
+from trainu_dagster.messaging.templates import RESTYLED
+from trainu_dagster.reporting import client_goals, client_panel
 from trainu_dagster.reporting.threads import thread
+from trainu_dagster.settings import get_settings
 
 PAGE_SIZE = 25
 PURPOSES = {
@@ -48,6 +55,18 @@ def _report(outcomes: list[decisions.Outcome]) -> None:
 def _approve(draft: Loaded, key: str) -> None:
     with session.as_signed_in_user() as conn:
         _report([decisions.approve(conn, session.user(), draft, st.session_state[key], now=_now())])
+
+
+def _regenerate(draft: Loaded, instruction: str) -> None:
+    with session.as_signed_in_user() as conn, open_drafter(get_settings()) as drafter:
+        outcome = decisions.regenerate(
+            conn, session.user(), draft, instruction, drafter, now=_now()
+        )
+    _report([outcome])
+
+
+def _regenerate_as_asked(draft: Loaded, key: str) -> None:
+    _regenerate(draft, st.session_state.get(key) or "")
 
 
 def _reject(draft: Loaded, key: str) -> None:
@@ -94,15 +113,46 @@ if user.role == "owner":
 for ok, detail in st.session_state.pop("inbox_results", []):
     (st.success if ok else st.warning)(detail)
 
+
+def _client_panel(client_id: UUID) -> None:
+    """The client's risk over time, bookings and goals (read when the panel is opened)."""
+    with session.as_signed_in_user() as conn:
+        risk = client_panel.risk_history(conn, client_id)
+        booked = client_panel.bookings(conn, client_id)
+        goals = client_goals.goals(conn, client_id)
+    if risk.empty:
+        st.caption("No risk scores yet.")
+    else:
+        chart = (
+            alt.Chart(risk)
+            .mark_line(point=True)
+            .encode(
+                x=alt.X("scored_at:T", title="Scored"),
+                y=alt.Y("risk_score:Q", title="Risk score", scale=alt.Scale(domain=[0, 1])),
+                tooltip=["scored_at:T", "risk_score:Q", "risk_band:N"],
+            )
+        )
+        st.altair_chart(chart.properties(height=160), width="stretch")
+    st.caption("Bookings, newest first")
+    st.dataframe(booked, hide_index=True, width="stretch")
+    st.caption("Goals")
+    st.dataframe(
+        goals[["title", "status", "percent_complete", "trend", "target_date"]],
+        hide_index=True, width="stretch",
+    )  # fmt: skip
+
+
 with session.as_signed_in_user() as conn:
     drafts = queue.pending_drafts(conn, now=_now(), trainer_id=trainer_id, limit=PAGE_SIZE)
+    waiting = queue.pending_count(conn, now=_now(), trainer_id=trainer_id)
     threads = {d.client_id: thread(conn, d.client_id) for d in drafts}
 
 if not drafts:
     st.info("Nothing waiting for you: every draft has been decided.")
     st.stop()
 
-st.caption(f"{len(drafts)} drafts waiting, most urgent first.")
+more = f" The first {len(drafts)} are shown." if waiting > len(drafts) else ""
+st.caption(f"{waiting} {'draft' if waiting == 1 else 'drafts'} waiting, most urgent first.{more}")
 shown = {Loaded(d.id, d.updated_at): d.body for d in drafts}
 for draft in drafts:
     loaded = Loaded(draft.id, draft.updated_at)
@@ -129,11 +179,22 @@ for draft in drafts:
         with st.expander("Thread", expanded=draft.purpose == "reply"):
             for line in threads[draft.client_id] or []:
                 st.text(f"{'Client' if line.direction == 'inbound' else 'Studio'}: {line.body}")
+        if st.toggle("Client details", key=f"panel-{draft.id}"):
+            _client_panel(draft.client_id)
         body_key = f"body-{version}"
         st.text_area("Message", value=draft.body, key=body_key, height=110)
-        left, middle, right = st.columns(3)
+        left, redo, middle, right = st.columns(4)
         left.button("Approve", key=f"approve-{version}", type="primary",
                     on_click=_approve, args=(loaded, body_key))  # fmt: skip
+        with redo.popover("Regenerate"):
+            asked = f"instruction-{version}"
+            for style in RESTYLED:
+                st.button(style.capitalize(), key=f"restyle-{style}-{version}",
+                          on_click=_regenerate, args=(loaded, style))  # fmt: skip
+            st.text_input("Or say how", key=asked,
+                          placeholder="e.g. mention the new evening slots")  # fmt: skip
+            st.button("Regenerate draft", key=f"regenerate-{version}",
+                      on_click=_regenerate_as_asked, args=(loaded, asked))  # fmt: skip
         with middle.popover("Reject"):
             st.text_input("Why?", key=f"reason-{version}")
             st.button("Reject draft", key=f"reject-{version}",

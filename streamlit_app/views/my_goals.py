@@ -45,7 +45,7 @@ for goal in goals.itertuples():
             target = alt.Chart(pd.DataFrame({"target": [goal.target_value]})).mark_rule(
                 strokeDash=[4, 4]
             ).encode(y="target:Q")  # fmt: skip
-            st.altair_chart(line + target, use_container_width=True)
+            st.altair_chart(line + target, width="stretch")
 
 st.subheader("Upcoming sessions")
 if sessions.empty:

@@ -95,11 +95,11 @@ cols[2].metric("Flagged deliveries", int(flagged))
 cols[3].metric("Dead letters open", len(items))
 
 st.subheader("Webhooks by hour")
-st.dataframe(lag, hide_index=True, use_container_width=True)
+st.dataframe(lag, hide_index=True, width="stretch")
 st.subheader("Deliveries by status and type")
-st.dataframe(deliveries, hide_index=True, use_container_width=True)
+st.dataframe(deliveries, hide_index=True, width="stretch")
 st.subheader("Pulls")
-st.dataframe(pulls, hide_index=True, use_container_width=True)
+st.dataframe(pulls, hide_index=True, width="stretch")
 
 st.subheader("Dead-letter queue")
 if not items:
@@ -128,6 +128,6 @@ else:
     st.dataframe(
         runs,
         hide_index=True,
-        use_container_width=True,
+        width="stretch",
         column_config={"link": st.column_config.LinkColumn("Dagster UI", display_text="open run")},
     )

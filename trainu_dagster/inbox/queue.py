@@ -64,6 +64,21 @@ LIMIT %(limit)s
 """
 
 
+COUNT = """
+SELECT count(*) FROM app.messages m
+WHERE m.status IN ('pending_approval', 'needs_manual')
+  AND (m.snoozed_until IS NULL OR m.snoozed_until <= %(now)s)
+  AND (%(trainer)s::uuid IS NULL OR m.trainer_id = %(trainer)s)
+"""
+
+
+def pending_count(
+    conn: psycopg.Connection, *, now: datetime, trainer_id: UUID | None = None
+) -> int:
+    """How many drafts wait for this user (the page shows the first few)."""
+    return conn.execute(COUNT, {"now": now, "trainer": trainer_id}).fetchone()[0]
+
+
 def pending_drafts(
     conn: psycopg.Connection,
     *,

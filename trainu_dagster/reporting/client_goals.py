@@ -12,16 +12,18 @@ import psycopg
 from trainu_dagster.reporting import query_frame
 
 
-def goals(conn: psycopg.Connection) -> pd.DataFrame:
-    """Active goals first, nearest target date first."""
+def goals(conn: psycopg.Connection, client_id: UUID | None = None) -> pd.DataFrame:
+    """The goals RLS shows (a client's own; `client_id` narrows a trainer's to one client),
+    active goals first, nearest target date first."""
     return query_frame(
         conn,
         """SELECT goal_id, client_id, title, unit, direction, status, start_date, target_date,
                   baseline_value::float, target_value::float, latest_value::float,
                   latest_recorded_at, percent_complete::float, is_on_track, trend
            FROM marts.goal_progress
+           WHERE %(client)s::uuid IS NULL OR client_id = %(client)s
            ORDER BY status <> 'active', target_date, title""",
-        {},
+        {"client": client_id},
     )
 
 
