@@ -7,7 +7,7 @@ already know by name (`OPENAI_*`, `POSTHOG_*`, `SENTRY_DSN`).
 
 from __future__ import annotations
 
-from datetime import time, timedelta
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 
@@ -87,10 +87,17 @@ class Settings(BaseSettings):
     )
 
     # --- messaging policy ---------------------------------------------------------------
-    quiet_hours_start: time = Field(default=time(21, 0), description="No sends from (local).")
-    quiet_hours_end: time = Field(default=time(8, 0), description="No sends until (local).")
-    cap_per_day: int = Field(default=1, ge=0, description="Max messages per client per 24 h.")
-    cap_per_week: int = Field(default=3, ge=0, description="Max messages per client per 7 days.")
+    # (quiet hours and caps are each studio's own settings: app.locations)
+    approval_expiry_hours: float = Field(
+        default=48, gt=0, description="An approval older than this goes back to the inbox."
+    )
+    outbox_run_cap: int = Field(
+        default=2_000, ge=1, description="At most this many messages sent by one send run."
+    )
+    outbox_claim_lease_seconds: float = Field(
+        default=300, gt=0,
+        description="A claim older than this was left by a crashed run: reconciled with GHL.",
+    )  # fmt: skip
     risk_model: RiskConfig = Field(
         default_factory=RiskConfig,
         description='Risk weights and thresholds (JSON), e.g. {"high_from": 0.65}.',

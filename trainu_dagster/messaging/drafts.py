@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from uuid import UUID
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import psycopg
 from psycopg.rows import dict_row
@@ -41,6 +41,7 @@ from trainu_dagster.messaging.drafting import (
     TemplateDrafter,
     ThreadMessage,
 )
+from trainu_dagster.messaging.policy import zone_or_utc
 from trainu_dagster.messaging.safety import SafetyContext, Verdict, validate_draft
 from trainu_dagster.messaging.triggers import Happening, happenings
 from trainu_dagster.observability.analytics import configured_analytics
@@ -284,7 +285,7 @@ def plan_state_drafts(conn: psycopg.Connection, *, now: datetime) -> list[DraftP
     plans: list[DraftPlan] = []
     with conn.cursor(row_factory=dict_row) as cur:
         for row in cur.execute(REMINDERS, {"now": now}).fetchall():
-            zone = _zone(row["timezone"])
+            zone = zone_or_utc(row["timezone"])
             local = row["start_time"].astimezone(zone)
             if local.date() != (now.astimezone(zone) + timedelta(days=1)).date():
                 continue  # only the sessions of the client's tomorrow
@@ -764,7 +765,9 @@ def studio_voice(name: str, settings: dict[str, Any]) -> StudioVoice:
 
 
 def _session_facts(client: dict, appointment: dict) -> dict[str, str]:
-    return {"session_when": session_when(appointment["start_time"], _zone(client["timezone"]))}
+    return {
+        "session_when": session_when(appointment["start_time"], zone_or_utc(client["timezone"]))
+    }
 
 
 def session_when(start: datetime, zone: ZoneInfo) -> str:
@@ -789,10 +792,3 @@ def _sendable_channel(message_type: str | None) -> str | None:
 
 def _first_name(name: str) -> str:
     return name.split()[0] if name and name.strip() else "there"
-
-
-def _zone(name: str | None) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")

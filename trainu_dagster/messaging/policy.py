@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 # Messages about a session the client booked, or an answer to the client's own message:
 # they have their own allowance instead of the marketing caps (`SendRules`).
@@ -115,3 +115,11 @@ def cap_clears_at(facts: SendFacts, rules: SendRules, now: datetime) -> datetime
             # one more fits once all but cap - 1 of them have aged out (cap 0: look tomorrow)
             clears.append(counted[len(counted) - cap] + span if cap else now + span)
     return max(clears) if clears else None
+
+
+def zone_or_utc(name: str | None) -> ZoneInfo:
+    """A client's or studio's IANA zone; UTC when unset or unknown."""
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")

@@ -112,10 +112,12 @@ def set_sending_paused(
     once. Returns whether anything changed."""
     row = conn.execute(
         """UPDATE app.locations
-           SET sending_paused_at = %(at)s, sending_paused_by = %(by)s
+           SET sending_paused_at = %(at)s, sending_paused_by = %(by)s,
+               sending_paused_reason = %(reason)s
            WHERE location_id = %(location)s AND (sending_paused_at IS NULL) = %(paused)s
            RETURNING location_id""",
         {"at": now if paused else None, "by": user.id if paused else None,
+         "reason": "paused by the owner" if paused else None,
          "location": user.location_id, "paused": paused},
     ).fetchone()  # fmt: skip
     if row is None:

@@ -12,6 +12,7 @@ for tests.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import bisect
@@ -132,9 +133,15 @@ def forbidden(what: str) -> ApiError:
 
 @dataclass
 class Fault:
+    """The next `remaining` requests under `path_prefix` answer `status`. `after`: the
+    request is carried out first, then its answer lost that way (GHL sent the message,
+    the caller saw a 5xx); `delay_seconds`: the answer comes that late (a timeout)."""
+
     status: int
     remaining: int
     path_prefix: str
+    after: bool = False
+    delay_seconds: float = 0.0
 
 
 class Controls:
@@ -145,12 +152,12 @@ class Controls:
         self.faults: list[Fault] = []
         self.requests: Counter[tuple[str, int]] = Counter()
 
-    def take_fault(self, path: str) -> int | None:
+    def take_fault(self, path: str) -> Fault | None:
         with self._lock:
             for fault in self.faults:
                 if fault.remaining > 0 and path.startswith(fault.path_prefix):
                     fault.remaining -= 1
-                    return fault.status
+                    return fault
             return None
 
     def count(self, route: str, status: int) -> None:
@@ -555,16 +562,17 @@ def create_simulator_app(
         versions = (dated, V3) if v3 else (dated,)
 
         async def run(request: Request) -> Response:
-            response = await answer(request)
+            fault = controls.take_fault(request.url.path)
+            if fault is None or fault.after:
+                response = await answer(request)
+            if fault is not None:
+                await asyncio.sleep(fault.delay_seconds)
+                body = {"statusCode": fault.status, "message": "Simulated upstream failure"}
+                response = json_response(body, fault.status)
             controls.count(label, response.status_code)
             return response
 
         async def answer(request: Request) -> Response:
-            fault = controls.take_fault(request.url.path)
-            if fault is not None:
-                return json_response(
-                    {"statusCode": fault, "message": "Simulated upstream failure"}, fault
-                )
             scheme, _, token = request.headers.get("authorization", "").partition(" ")
             location = tokens.get(token) if scheme.lower() == "bearer" else None
             if location is None:
@@ -931,12 +939,14 @@ def create_simulator_app(
     async def add_fault(request: Request) -> Response:
         spec = orjson.loads(await request.body())
         fault = Fault(
-            int(spec.get("status", 502)), int(spec.get("count", 1)), spec.get("path_prefix", "/")
-        )
+            int(spec.get("status", 502)), int(spec.get("count", 1)), spec.get("path_prefix", "/"),
+            after=bool(spec.get("after", False)), delay_seconds=float(spec.get("delay_seconds", 0)),
+        )  # fmt: skip
         controls.faults.append(fault)
         return json_response(
-            {"status": fault.status, "count": fault.remaining, "path_prefix": fault.path_prefix}
-        )
+            {"status": fault.status, "count": fault.remaining, "path_prefix": fault.path_prefix,
+             "after": fault.after, "delay_seconds": fault.delay_seconds}
+        )  # fmt: skip
 
     async def stats(request: Request) -> Response:
         return json_response(controls.stats())

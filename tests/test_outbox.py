@@ -1,0 +1,485 @@
+"""The outbox against the GHL simulator over HTTP and the real database: approved messages
+go out once with exactly the approved text, within the rules, whatever GHL answers and
+wherever the sending process dies."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from tests.ghl_simulator_harness import SIM_TOKEN, running_simulator
+from trainu_dagster import accounts
+from trainu_dagster.db.server import Database
+from trainu_dagster.ghl.client import GhlClient, RequestBudget
+from trainu_dagster.ghl.simulator import generate_studio
+from trainu_dagster.ghl.simulator.studio import Studio
+from trainu_dagster.messaging import outbox
+
+LOCATION = "loc-outbox"
+EXPIRY, LEASE = timedelta(hours=48), timedelta(minutes=5)
+UNLIMITED = RequestBudget(requests=1_000_000, window=1.0)
+ZONES = ["Pacific/Honolulu", "America/Los_Angeles", "America/New_York", "Europe/London",
+         "Asia/Dubai", "Asia/Kolkata", "Asia/Tokyo", "Australia/Sydney"]  # fmt: skip
+
+
+def zone_where(hours: range) -> str:
+    """A timezone whose local hour now is in `hours` (the tests run at any time of day)."""
+    now = datetime.now(UTC)
+    return next(z for z in ZONES if now.astimezone(ZoneInfo(z)).hour in hours)
+
+
+@pytest.fixture(scope="module")
+def studio() -> Studio:
+    return generate_studio(LOCATION, trainers=2, clients=200, days=20, seed=11)
+
+
+@pytest.fixture(scope="module")
+def sim_url(studio: Studio) -> Iterator[str]:
+    with running_simulator(studio, rate_limit=None) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def world(database: Database, studio: Studio) -> dict[str, Any]:
+    """The studio in TrainU: its owner, and a client for each reachable contact."""
+    contacts = [c for c in studio.contacts.values()
+                if not c["deleted"] and c.get("phone") and not c["dnd"]]  # fmt: skip
+    with database.connect() as conn:
+        conn.execute(
+            "INSERT INTO app.locations (location_id, name, timezone) VALUES (%s, 'Outbox Gym', %s)",
+            (LOCATION, zone_where(range(10, 18))),
+        )
+        owner = accounts.create_user(conn, location_id=LOCATION, email="owner@outbox.example",
+                                     password="a long enough password", role="owner",
+                                     display_name="Owner")  # fmt: skip
+        clients = {
+            c["id"]: conn.execute(
+                """INSERT INTO app.clients (location_id, ghl_contact_id, name, phone)
+                   VALUES (%s, %s, %s, %s) RETURNING id""",
+                (LOCATION, c["id"], c.get("name") or "Client", c["phone"]),
+            ).fetchone()[0]
+            for c in contacts
+        }
+    return {"owner": owner, "clients": clients, "contacts": list(clients)}
+
+
+@pytest.fixture
+def fresh(database: Database, world: dict[str, Any]) -> dict[str, Any]:
+    """Every test starts with nothing approved, the studio sending, default rules (but no
+    burst brake: the tests send hundreds in seconds; its own test sets it)."""
+    with database.connect() as conn:
+        conn.execute(
+            """UPDATE app.messages SET status = 'suppressed', suppressed_reason = 'test reset',
+                   claimed_at = NULL, claimed_by = NULL
+               WHERE status IN ('approved', 'queued')"""
+        )
+        conn.execute(
+            """UPDATE app.locations SET sending_paused_at = NULL, sending_paused_by = NULL,
+                   sending_paused_reason = NULL, burst_limit = 100000, max_messages_per_day = 20,
+                   max_messages_per_week = 50, quiet_hours_start = '08:00',
+                   quiet_hours_end = '21:00', timezone = %s
+               WHERE location_id = %s""",
+            (zone_where(range(10, 18)), LOCATION),
+        )
+        conn.execute("UPDATE app.clients SET opted_out_at = NULL, opt_out_reason = NULL")
+    outbox.checkpoint = lambda step, message_id: None
+    return world
+
+
+_texts = iter(range(1_000_000))
+
+
+def approve(
+    database: Database,
+    world: dict[str, Any],
+    contact: str,
+    *,
+    status: str = "approved",
+    purpose: str = "re_engagement",
+    text: str | None = None,
+    approved_at: datetime | None = None,
+) -> tuple[UUID, str]:
+    """A message as the inbox leaves it (approved: by the owner, with that exact text)."""
+    text = text or f"Hi, we'd love to see you back this week! (#{next(_texts)})"
+    approved = status in ("approved", "sent")
+    with database.connect() as conn:
+        message_id = conn.execute(
+            """INSERT INTO app.messages (location_id, client_id, direction, channel, status,
+                   body, draft_body, generator, purpose, approved_body, approved_by,
+                   approved_at, rejected_reason, trigger)
+               VALUES (%s, %s, 'outbound', 'SMS', %s, %s, %s, 'template', %s, %s, %s, %s, %s, %s)
+               RETURNING id""",
+            (LOCATION, world["clients"][contact], status, text, text, purpose,
+             text if approved else None, world["owner"].id if approved else None,
+             (approved_at or datetime.now(UTC)) if approved else None,
+             "no" if status == "rejected" else None, Jsonb({})),
+        ).fetchone()[0]  # fmt: skip
+    return message_id, text
+
+
+@contextmanager
+def ghl(url: str, **options: Any) -> Iterator[GhlClient]:
+    with GhlClient(SIM_TOKEN, base_url=url, budget=UNLIMITED, **options) as client:
+        yield client
+
+
+def drain(database: Database, url: str, *, clock=None, lease=LEASE, **options: Any):  # noqa: ANN001, ANN201
+    with database.connect(autocommit=True) as conn, ghl(url, **options) as client:
+        return outbox.drain(conn, client, run_id="test-run", cap=500, approval_expiry=EXPIRY,
+                            lease=lease, clock=clock or (lambda: datetime.now(UTC)))  # fmt: skip
+
+
+def row(database: Database, message_id: UUID) -> dict[str, Any]:
+    with database.connect() as conn, conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute("SELECT * FROM app.messages WHERE id = %s", (message_id,)).fetchone()
+
+
+def in_ghl(studio: Studio, text: str) -> list[dict[str, Any]]:
+    """The simulator's outbound messages with exactly this text."""
+    with studio.lock:
+        return [m for m in studio.messages.values()
+                if m["direction"] == "outbound" and m["body"] == text]  # fmt: skip
+
+
+def events(database: Database, message_id: UUID) -> list[str]:
+    with database.connect() as conn:
+        return [r[0] for r in conn.execute(
+            "SELECT event_type FROM app.events WHERE entity_id = %s ORDER BY id",
+            (str(message_id),),
+        )]  # fmt: skip
+
+
+def fault(url: str, status: int, *, count: int = 1, after: bool = False, delay: float = 0) -> None:
+    httpx.post(f"{url}/_sim/faults", json={
+        "status": status, "count": count, "path_prefix": "/conversations/messages",
+        "after": after, "delay_seconds": delay,
+    }).raise_for_status()  # fmt: skip
+
+
+# --- what is sent --------------------------------------------------------------------------
+
+
+def test_approved_messages_go_once_with_the_approved_text_and_nothing_else_goes(
+    database: Database, studio: Studio, sim_url: str, fresh: dict[str, Any]
+) -> None:
+    contacts = fresh["contacts"]
+    approved = [approve(database, fresh, c) for c in contacts[:3]]
+    others = [approve(database, fresh, contacts[3], status=s, purpose=p)
+              for s, p in (("pending_approval", "reminder"), ("rejected", "milestone"),
+                           ("suppressed", "confirmation"), ("escalated", "reply"),
+                           ("needs_manual", "re_engagement"))]  # fmt: skip
+    report = drain(database, sim_url)
+    assert report.sent == 3
+    for message_id, text in approved:
+        [sent] = in_ghl(studio, text)
+        stored = row(database, message_id)
+        assert (stored["status"], stored["ghl_message_id"]) == ("sent", sent["id"])
+        assert stored["ghl_conversation_id"] == sent["conversationId"]
+        assert events(database, message_id) == ["message_queued", "message_sent"]
+    for message_id, text in others:
+        assert in_ghl(studio, text) == []
+        assert row(database, message_id)["sent_at"] is None
+    assert drain(database, sim_url).sent == 0  # again: nothing twice
+    assert all(len(in_ghl(studio, text)) == 1 for _, text in approved)
+
+
+def test_outside_the_clients_window_it_waits_then_goes_at_8(
+    database: Database, studio: Studio, sim_url: str, fresh: dict[str, Any]
+) -> None:
+    late = zone_where(range(22, 24)) if datetime.now(UTC).hour % 2 else zone_where(range(0, 6))
+    with database.connect() as conn:
+        conn.execute("UPDATE app.locations SET timezone = %s WHERE location_id = %s",
+                     (late, LOCATION))  # fmt: skip
+    message_id, text = approve(database, fresh, fresh["contacts"][0])
+    assert drain(database, sim_url).held == 1
+    held = row(database, message_id)
+    assert (held["status"], held["held_reason"]) == ("approved", "quiet hours")
+    opens = held["held_until"].astimezone(ZoneInfo(late))
+    assert (opens.hour, opens.minute) == (8, 0) and opens > datetime.now(UTC)
+    assert in_ghl(studio, text) == []
+    assert drain(database, sim_url).held == 0  # not looked at again before its time
+    at_eight = held["held_until"] + timedelta(minutes=1)
+    assert drain(database, sim_url, clock=lambda: at_eight).sent == 1
+    assert len(in_ghl(studio, text)) == 1
+
+
+def test_the_frequency_cap_holds_the_second_message_of_the_day(
+    database: Database, studio: Studio, sim_url: str, fresh: dict[str, Any]
+) -> None:
+    with database.connect() as conn:
+        conn.execute("UPDATE app.locations SET max_messages_per_day = 1 WHERE location_id = %s",
+                     (LOCATION,))  # fmt: skip
+    contact = fresh["contacts"][4]
+    first, text = approve(database, fresh, contact)
+    second, later = approve(database, fresh, contact, purpose="milestone")
+    report = drain(database, sim_url)
+    assert (report.sent, report.held) == (1, 1)
+    assert row(database, first)["status"] == "sent" and len(in_ghl(studio, text)) == 1
+    held = row(database, second)
+    assert (held["status"], held["held_reason"]) == ("approved", "frequency cap")
+    assert held["held_until"] >= row(database, first)["sent_at"] + timedelta(hours=23)
+    assert in_ghl(studio, later) == []
+
+
+@pytest.mark.parametrize("how", ["stop_reply", "ghl_dnd", "dnd_on_sms"])
+def test_an_opted_out_client_is_suppressed_never_sent(
+    database: Database, studio: Studio, sim_url: str, fresh: dict[str, Any], how: str
+) -> None:
+    contact = fresh["contacts"][5]
+    with database.connect() as conn:
+        conn.execute("DELETE FROM raw.ghl_contacts WHERE contact_id = %s", (contact,))
+        if how == "stop_reply":
+            conn.execute("UPDATE app.clients SET opted_out_at = now(), opt_out_reason = "
+                         "'STOP reply' WHERE ghl_contact_id = %s", (contact,))  # fmt: skip
+        else:
+            payload = {"dndSettings": {"SMS": {"status": "active"}}} if how == "dnd_on_sms" else {}
+            conn.execute(
+                """INSERT INTO raw.ghl_contacts (location_id, contact_id, dnd,
+                       source_updated_at, payload, source)
+                   VALUES (%s, %s, %s, now(), %s, 'webhook')""",
+                (LOCATION, contact, how == "ghl_dnd", Jsonb(payload)),
+            )
+    message_id, text = approve(database, fresh, contact)
+    assert drain(database, sim_url).suppressed == 1
+    stored = row(database, message_id)
+    assert stored["status"] == "suppressed"
+    expected = {"stop_reply": "STOP reply", "ghl_dnd": "GHL DND", "dnd_on_sms": "GHL DND on SMS"}
+    assert stored["suppressed_reason"] == expected[how]
+    assert in_ghl(studio, text) == []
+    assert events(database, message_id) == ["message_suppressed"]
+    with database.connect() as conn:
+        conn.execute("DELETE FROM raw.ghl_contacts WHERE contact_id = %s", (contact,))
+
+
+def test_a_stop_that_lands_while_the_message_is_claimed_stops_it(
+    database: Database, studio: Studio, sim_url: str, fresh: dict[str, Any]
+) -> None:
+    contact = fresh["contacts"][6]
+    message_id, text = approve(database, fresh, contact)
+
+    def stop_arrives(step: str, claimed: UUID) -> None:
+        if step == "claimed":
+            with database.connect() as conn:
+                conn.execute("UPDATE app.clients SET opted_out_at = now(), opt_out_reason = "
+                             "'STOP reply' WHERE ghl_contact_id = %s", (contact,))  # fmt: skip
+
+    outbox.checkpoint = stop_arrives
+    assert drain(database, sim_url).suppressed == 1
+    assert row(database, message_id)["status"] == "suppressed"
+    assert in_ghl(studio, text) == []
+
+
+def test_the_kill_switch_stops_the_rest_of_a_run_at_once(
+    database: Database, studio: Studio, sim_url: str, fresh: dict[str, Any]
+) -> None:
+    messages = [approve(database, fresh, c) for c in fresh["contacts"][7:12]]
+
+    def owner_pauses(step: str, claimed: UUID) -> None:
+        if step == "recorded":
+            with database.connect() as conn:
+                conn.execute("UPDATE app.locations SET sending_paused_at = now(), "
+                             "sending_paused_by = %s WHERE location_id = %s",
+                             (fresh["owner"].id, LOCATION))  # fmt: skip
+
+    outbox.checkpoint = owner_pauses
+    report = drain(database, sim_url)
+    assert report.sent == 1 and report.released == 4
+    statuses = [row(database, m)["status"] for m, _ in messages]
+    assert statuses.count("sent") == 1 and statuses.count("approved") == 4
+    assert sum(len(in_ghl(studio, text)) for _, text in messages) == 1
+    outbox.checkpoint = lambda step, message_id: None
+    assert drain(database, sim_url).sent == 0  # paused: nothing more
+
+
+def test_a_burst_beyond_the_studios_limit_pauses_sending_and_raises_a_sev1(
+    database: Database, studio: Studio, sim_url: str, fresh: dict[str, Any]
+) -> None:
+    with database.connect() as conn:
+        sent_recently = conn.execute(
+            "SELECT count(*) FROM app.messages WHERE location_id = %s AND sent_at > now() - "
+            "interval '10 minutes'", (LOCATION,),
+        ).fetchone()[0]  # fmt: skip
+        conn.execute("UPDATE app.locations SET burst_limit = %s WHERE location_id = %s",
+                     (sent_recently + 3, LOCATION))  # fmt: skip
+    messages = [approve(database, fresh, c) for c in fresh["contacts"][12:18]]
+    report = drain(database, sim_url)
+    # never more than the limit in the window; the rest wait, approved, for a person
+    assert report.sent <= 3 and report.paused == [LOCATION]
+    assert sum(len(in_ghl(studio, text)) for _, text in messages) == report.sent
+    statuses = [row(database, m)["status"] for m, _ in messages]
+    assert statuses.count("approved") == len(messages) - report.sent
+    with database.connect() as conn:
+        paused, reason = conn.execute(
+            "SELECT sending_paused_at, sending_paused_reason FROM app.locations "
+            "WHERE location_id = %s", (LOCATION,),
+        ).fetchone()  # fmt: skip
+        sev1 = conn.execute(
+            "SELECT properties FROM app.events WHERE event_type = 'sending_paused' "
+            "AND location_id = %s ORDER BY id DESC LIMIT 1", (LOCATION,),
+        ).fetchone()[0]  # fmt: skip
+    assert paused is not None and reason.startswith("burst brake")
+    assert sev1["severity"] == "SEV1"
+
+
+def test_an_approval_past_its_expiry_goes_back_to_the_inbox(
+    database: Database, studio: Studio, sim_url: str, fresh: dict[str, Any]
+) -> None:
+    old = datetime.now(UTC) - EXPIRY - timedelta(hours=1)
+    message_id, text = approve(database, fresh, fresh["contacts"][18], approved_at=old)
+    assert drain(database, sim_url).stale == 1
+    stored = row(database, message_id)
+    assert (stored["status"], stored["approved_by"], stored["approved_body"]) == (
+        "pending_approval", None, None,
+    )  # fmt: skip
+    assert in_ghl(studio, text) == []
+
+
+# --- what GHL answers --------------------------------------------------------------------
+
+
+def test_a_429_is_retried_later_and_sent_once(
+    database: Database, studio: Studio, sim_url: str, fresh: dict[str, Any]
+) -> None:
+    message_id, text = approve(database, fresh, fresh["contacts"][19])
+    fault(sim_url, 429)
+    assert drain(database, sim_url, max_attempts=1).retrying == 1
+    waiting = row(database, message_id)
+    assert waiting["status"] == "approved" and waiting["held_until"] > datetime.now(UTC)
+    assert in_ghl(studio, text) == []
+    later = waiting["held_until"] + timedelta(seconds=1)
+    assert drain(database, sim_url, clock=lambda: later).sent == 1
+    assert len(in_ghl(studio, text)) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "after", "delay"),
+    [(502, False, 0), (500, True, 0), (200, True, 3.0)],
+    ids=["5xx-not-sent", "5xx-after-sending", "timeout-after-sending"],
+)
+def test_an_ambiguous_answer_is_looked_up_in_ghl_never_resent_blind(
+    database: Database, studio: Studio, sim_url: str, fresh: dict[str, Any],
+    status: int, after: bool, delay: float,
+) -> None:  # fmt: skip
+    message_id, text = approve(database, fresh, fresh["contacts"][20])
+    fault(sim_url, status, after=after, delay=delay)
+    report = drain(database, sim_url, timeout=1.0)
+    stored = row(database, message_id)
+    if after:  # GHL sent it: found in the conversation, recorded as sent
+        assert (report.sent, report.reconciled, stored["status"]) == (1, 1, "sent")
+        assert stored["ghl_message_id"] == in_ghl(studio, text)[0]["id"]
+    else:  # GHL did not: due again after a backoff
+        assert (report.retrying, stored["status"]) == (1, "approved")
+        later = stored["held_until"] + timedelta(seconds=1)
+        assert drain(database, sim_url, clock=lambda: later).sent == 1
+    assert len(in_ghl(studio, text)) == 1
+
+
+def test_a_contact_with_dnd_in_ghl_fails_with_ghls_reason(
+    database: Database, studio: Studio, sim_url: str, fresh: dict[str, Any]
+) -> None:
+    contact = fresh["contacts"][21]
+    with studio.lock:
+        studio.contacts[contact]["dnd"] = True  # set in GHL; TrainU has not heard yet
+    try:
+        message_id, text = approve(database, fresh, contact)
+        assert drain(database, sim_url).failed == 1
+        stored = row(database, message_id)
+        assert stored["status"] == "failed" and "DND is active" in stored["failed_reason"]
+        assert events(database, message_id)[-1] == "message_failed"
+    finally:
+        with studio.lock:
+            studio.contacts[contact]["dnd"] = False
+
+
+# --- crashes -------------------------------------------------------------------------------
+
+
+class Crash(Exception):
+    pass
+
+
+STEPS = ("claimed", "sending", "sent_unrecorded", "recorded")
+
+
+def crash_at(step: str, victims: set[UUID] | None = None):  # noqa: ANN201
+    def check(at: str, message_id: UUID) -> None:
+        if at == step and (victims is None or message_id in victims):
+            raise Crash(step)
+
+    return check
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_a_run_dying_at_any_step_neither_doubles_nor_loses_the_message(
+    database: Database, studio: Studio, sim_url: str, fresh: dict[str, Any], step: str
+) -> None:
+    message_id, text = approve(database, fresh, fresh["contacts"][22])
+    outbox.checkpoint = crash_at(step)
+    with pytest.raises(Crash):
+        drain(database, sim_url)
+    outbox.checkpoint = lambda s, m: None
+    # a new run before the lease is over leaves the claim alone...
+    drain(database, sim_url)
+    expect_queued = step != "recorded"
+    assert (row(database, message_id)["status"] == "queued") == expect_queued
+    # ...and after it, reconciles: sent exactly once, whatever the step
+    after_lease = datetime.now(UTC) + LEASE + timedelta(seconds=1)
+    drain(database, sim_url, clock=lambda: after_lease)
+    assert row(database, message_id)["status"] == "sent"
+    assert len(in_ghl(studio, text)) == 1
+
+
+def test_a_hundred_randomised_crashes_send_every_approved_message_exactly_once(
+    database: Database, studio: Studio, sim_url: str, fresh: dict[str, Any]
+) -> None:
+    rng = random.Random(2026)
+    contacts = fresh["contacts"][30:]
+    approved: dict[UUID, str] = {}
+    for run in range(100):
+        batch = [approve(database, fresh, c, text=f"Run {run}: see you soon! ({c})")
+                 for c in rng.sample(contacts, 3)]  # fmt: skip
+        approved.update(batch)
+        victims = {m for m, _ in batch if rng.random() < 0.7}
+        outbox.checkpoint = crash_at(rng.choice(STEPS), victims)
+        # each run starts after the previous one died: its claims are past their lease
+        with pytest.raises(Crash) if victims else _nothing():
+            drain(database, sim_url, lease=timedelta(0))
+        outbox.checkpoint = lambda s, m: None
+    drain(database, sim_url, lease=timedelta(0))  # the last crash, reconciled
+    with database.connect() as conn:
+        statuses = dict(conn.execute(
+            "SELECT id, status FROM app.messages WHERE id = ANY(%s)", (list(approved),),
+        ).fetchall())  # fmt: skip
+    assert set(statuses.values()) == {"sent"}
+    assert [len(in_ghl(studio, text)) for text in approved.values()] == [1] * len(approved)
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+def test_the_claim_is_exclusive_between_concurrent_runs(
+    database: Database, studio: Studio, sim_url: str, fresh: dict[str, Any]
+) -> None:
+    messages = [approve(database, fresh, c) for c in fresh["contacts"][:6]]
+    with database.connect() as first, database.connect() as second:
+        mine, _ = outbox.claim(first, run_id="a", now=datetime.now(UTC), limit=3,
+                               approval_expiry=EXPIRY)  # fmt: skip
+        theirs, _ = outbox.claim(second, run_id="b", now=datetime.now(UTC), limit=10,
+                                 approval_expiry=EXPIRY)  # fmt: skip
+        first.commit()
+        second.commit()
+    assert len(mine) == 3 and len(theirs) == 3
+    assert not {c.id for c in mine} & {c.id for c in theirs}
+    assert {c.id for c in mine} | {c.id for c in theirs} == {m for m, _ in messages}
