@@ -288,3 +288,53 @@ def close_open_drafts(world: World) -> None:
             """UPDATE app.messages SET status = 'suppressed', suppressed_reason = 'test reset'
                WHERE status IN ('pending_approval', 'needs_manual')"""
         )
+
+
+def decide_draft(
+    world: World,
+    draft: UUID,
+    decision: str,
+    *,
+    drafted_at: datetime,
+    decided_at: datetime,
+    sent_at: datetime | None = None,
+) -> None:
+    """What the inbox and the outbox record for a draft (made at `drafted_at`): the
+    decision (approved_unedited, approved_edited with new text, or rejected) by the
+    studio's owner, and for an approved one its send when `sent_at` is given."""
+    approved = decision != "rejected"
+    with world.database.connect() as conn:
+        location = conn.execute(
+            "SELECT location_id FROM app.messages WHERE id = %s", (draft,)
+        ).fetchone()[0]
+        status = "rejected" if not approved else "sent" if sent_at else "approved"
+        conn.execute(
+            """UPDATE app.messages
+               SET status = %(status)s, created_at = %(drafted_at)s,
+                   body = CASE WHEN %(edited)s THEN body || ' (edited)' ELSE body END,
+                   approved_body = CASE
+                       WHEN NOT %(approved)s THEN NULL
+                       WHEN %(edited)s THEN body || ' (edited)' ELSE body END,
+                   approved_by = CASE WHEN %(approved)s THEN %(by)s::uuid END,
+                   approved_at = CASE WHEN %(approved)s THEN %(decided_at)s END,
+                   rejected_reason = CASE WHEN %(approved)s THEN NULL ELSE 'not now' END,
+                   decision = %(decision)s, decided_at = %(decided_at)s, sent_at = %(sent_at)s
+               WHERE id = %(draft)s""",
+            {
+                "status": status,
+                "drafted_at": drafted_at,
+                "edited": decision == "approved_edited",
+                "approved": approved,
+                "by": world.users[f"owner-{location}"].id,
+                "decided_at": decided_at,
+                "decision": decision,
+                "sent_at": sent_at,
+                "draft": draft,
+            },
+        )
+
+
+def unassign_draft(world: World, draft: UUID) -> None:
+    """A draft with no trainer (its client had none when it was made)."""
+    with world.database.connect() as conn:
+        conn.execute("UPDATE app.messages SET trainer_id = NULL WHERE id = %s", (draft,))

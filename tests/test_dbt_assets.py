@@ -22,7 +22,7 @@ from tests.ghl_simulator_harness import creation_changes, webhooks_for
 from tests.ingest_helpers import land_and_process
 from trainu_dagster.assets.dbt import dbt_build_args, dbt_project, trainu_dbt_models
 from trainu_dagster.assets.drafts import state_drafts
-from trainu_dagster.assets.insights import client_risk
+from trainu_dagster.assets.insights import CLIENT_RISK, client_risk
 from trainu_dagster.db.server import Database
 from trainu_dagster.definitions import defs
 from trainu_dagster.ghl.simulator import generate_studio, write_app_data
@@ -63,6 +63,20 @@ def test_models_sit_downstream_of_the_raw_tables() -> None:
     assert bookings.automation_condition is not None
     checks = {key.name for key in graph.asset_check_keys if key.asset_key == bookings.key}
     assert any(name.startswith("accepted_values_bookings_outcome") for name in checks), checks
+
+
+def test_the_risk_bands_refresh_after_each_scoring_run() -> None:
+    """app.insights is written by insights/client_risk, so dbt's source is that asset: the
+    daily bands follow each scoring run instead of waiting for the nightly build."""
+    graph = defs.resolve_asset_graph()
+    insights = graph.get(AssetKey(["staging", "stg_app__insights"]))
+    assert insights.parent_keys == {CLIENT_RISK}
+    assert AssetKey(["marts", "risk_bands_daily"]) in insights.child_keys
+    assert AssetKey(["marts", "client_activity"]) in graph.get(CLIENT_RISK).parent_keys
+    # dbt -> scoring -> dbt: Dagster splits the dbt op around the scoring, so the asset
+    # job (what automation runs) still resolves
+    steps = {node.name for node in defs.resolve_implicit_global_asset_job_def().graph.nodes}
+    assert "insights__client_risk" in steps
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +25,19 @@ from tests.rls_world import (
     LEAD_CONTACT,
     NOW,
     World,
+    add_draft,
     build_world,
     contact,
+    decide_draft,
     insert_booking,
     land_ghl_rows,
+    unassign_draft,
 )
 from trainu_dagster import accounts
 from trainu_dagster.db.server import APP_ROLE, Database
 
 AS_OF = {"as_of": NOW.isoformat()}
-INCREMENTAL = {"bookings", "messages"}
+INCREMENTAL = {"bookings", "messages", "risk_bands_daily"}
 
 # mart -> the column that says whose row it is
 MARTS = {
@@ -46,12 +50,17 @@ MARTS = {
     "show_rate_by_location_monthly": "location_id",
     "show_rate_by_trainer_weekly": "trainer_user_id",
     "show_rate_by_trainer_monthly": "trainer_user_id",
+    "message_funnel": "trainer_user_id",
+    "client_retention": "location_id",
+    "risk_bands_daily": "location_id",
 }
-TRAINER_MARTS = ["show_rate_by_trainer_weekly", "show_rate_by_trainer_monthly"]
+TRAINER_MARTS = ["show_rate_by_trainer_weekly", "show_rate_by_trainer_monthly", "message_funnel"]
 LOCATION_MARTS = [
     "message_metrics",
     "show_rate_by_location_weekly",
     "show_rate_by_location_monthly",
+    "client_retention",
+    "risk_bands_daily",
 ]
 L1 = {"a1", "a2", "b1"}
 LATE_BOOKING = "appt-a1-late"
@@ -110,6 +119,13 @@ def built(database: Database, tmp_path_factory: pytest.TempPathFactory) -> Built
     world = build_world(database)
     with database.connect() as conn:
         land_ghl_rows(conn)
+    # drafts decided and sent for every trainer, and one with no trainer (the owner's)
+    for client in CLIENTS:
+        draft = add_draft(world, client, "reminder")
+        sent = NOW - timedelta(days=2)
+        decide_draft(world, draft, "approved_unedited", drafted_at=sent, decided_at=sent,
+                     sent_at=sent)  # fmt: skip
+    unassign_draft(world, add_draft(world, "a2", "re_engagement"))
     work = tmp_path_factory.mktemp("dbt")
     dbt_ok(database, work, "build", variables=AS_OF)
     first = mart_oids(database)
@@ -233,6 +249,56 @@ def test_the_incremental_run_kept_its_tables_and_their_policies(
                 "SELECT count(*) FROM marts.bookings WHERE appointment_id = %s", (LATE_BOOKING,)
             ).fetchone()
         assert found == (1 if sees_it else 0,), who
+
+
+NEW_MARTS = ("message_funnel", "client_retention", "risk_bands_daily")
+
+
+def test_an_owner_never_sees_another_studios_funnel_retention_or_risk_rows(
+    built: Built, app_conn: psycopg.Connection
+) -> None:
+    with built.world.database.connect() as conn:
+        everywhere = {
+            mart: dict(conn.execute(
+                f"SELECT location_id, count(*) FROM marts.{mart} GROUP BY 1"
+            ).fetchall())
+            for mart in NEW_MARTS
+        }  # fmt: skip
+    assert all(set(counts) == {"L1", "L2"} for counts in everywhere.values()), everywhere
+    for owner, location in (("owner-L1", "L1"), ("owner-L2", "L2")):
+        with accounts.as_user(app_conn, built.world.token(owner)) as conn:
+            for mart in NEW_MARTS:
+                seen = dict(
+                    conn.execute(f"SELECT location_id, count(*) FROM marts.{mart} GROUP BY 1")
+                )
+                assert seen == {location: everywhere[mart][location]}, (owner, mart)
+
+
+def test_a_trainer_sees_only_their_own_funnel_rows_and_no_studio_numbers(
+    built: Built, app_conn: psycopg.Connection
+) -> None:
+    with built.world.database.connect() as conn:
+        owners_view = conn.execute(
+            "SELECT trainer_user_id, purpose, drafted, sent FROM marts.message_funnel"
+            " WHERE location_id = 'L1' ORDER BY 1, 2"
+        ).fetchall()
+    assert owners_view == [
+        ("ghl-user-A", "reminder", 2, 2),
+        ("ghl-user-B", "reminder", 1, 1),
+        (None, "re_engagement", 1, 0),  # unassigned: the owner's alone
+    ]
+    for trainer, own in (("A", owners_view[:1]), ("B", owners_view[1:2])):
+        with accounts.as_user(app_conn, built.world.token(f"trainer-{trainer}")) as conn:
+            funnel = conn.execute(
+                "SELECT trainer_user_id, purpose, drafted, sent FROM marts.message_funnel"
+                " ORDER BY 1, 2"
+            ).fetchall()
+            studio = {
+                mart: conn.execute(f"SELECT count(*) FROM marts.{mart}").fetchone()[0]
+                for mart in ("client_retention", "risk_bands_daily")
+            }
+        assert funnel == own, trainer
+        assert studio == {"client_retention": 0, "risk_bands_daily": 0}, trainer
 
 
 def mart_models(work: Path) -> set[str]:

@@ -83,7 +83,7 @@ def test_dbt_build_from_the_cli_passes_with_unit_and_data_tests(
     summary = output.strip().splitlines()[-1]
     assert "ERROR=0" in summary and "WARN=0" in summary, summary
     unit_tests = [line for line in output.splitlines() if " PASS " in line and "::" in line]
-    assert len(unit_tests) == 6, unit_tests  # every dbt unit test ran, and passed
+    assert len(unit_tests) == 9, unit_tests  # every dbt unit test ran, and passed
     assert query(database, "SELECT count(*) FROM marts.bookings")[0][0] > 1000
 
 
@@ -112,6 +112,7 @@ def truth_bookings(studio: Studio) -> list[dict[str, Any]]:
             {
                 "id": a["id"],
                 "trainer": a["assignedUserId"],
+                "contact": a["contactId"],
                 "outcome": truth_outcome(a),
                 "end": datetime.fromisoformat(a["endTime"]),
                 "local_date": local.date(),
@@ -184,6 +185,39 @@ def test_bookings_classify_every_appointment_like_the_truth(
     expected = {(b["id"], b["outcome"], b["local_date"]) for b in truth_bookings(studio)}
     assert set(rows) == expected
     assert {outcome for _, outcome, _ in rows} >= {"showed", "no_show", "late_cancelled"}
+
+
+def truth_retention(studio: Studio) -> list[tuple[Any, ...]]:
+    """Per local month from the first attended session through NOW's: active, new,
+    retained, reactivated, churned, from who attended which months."""
+    months: dict[date, set[str]] = defaultdict(set)
+    for b in truth_bookings(studio):
+        if b["outcome"] == "showed" and b["contact"]:
+            months[b["month"]].add(b["contact"])
+    month, last = min(months), NOW.astimezone(studio.tz).date().replace(day=1)
+    seen: set[str] = set()
+    rows = []
+    while month <= last:
+        before = months[(month - timedelta(days=1)).replace(day=1)]
+        active = months[month]
+        rows.append(
+            (month, len(active), len(active - seen), len(active & before),
+             len((active & seen) - before), len(before - active))
+        )  # fmt: skip
+        seen |= active
+        month = (month + timedelta(days=31)).replace(day=1)
+    return rows
+
+
+def test_client_retention_equals_the_truth(built: tuple[Database, str], studio: Studio) -> None:
+    database, _ = built
+    rows = query(
+        database,
+        """SELECT local_month, active, new, retained, reactivated, churned
+           FROM marts.client_retention ORDER BY local_month""",
+    )
+    assert rows == truth_retention(studio)
+    assert sum(r[4] for r in rows) and sum(r[5] for r in rows)  # some came back, some left
 
 
 def least_squares_slope(points: list[tuple[datetime, Decimal]]) -> float:
@@ -265,6 +299,9 @@ MARTS = (
     "marts.show_rate_by_location_monthly",
     "marts.show_rate_by_trainer_weekly",
     "marts.show_rate_by_trainer_monthly",
+    "marts.message_funnel",
+    "marts.client_retention",
+    "marts.risk_bands_daily",
     "intermediate.int_bookings__daily",
 )
 # When a row reached us or was last rebuilt, and the app's own surrogate ids, which each
@@ -400,6 +437,64 @@ def test_the_daily_rollup_recounts_the_day_a_booking_left(
         assert query(database, rollup) == [(thursday.date(), 1, 0), (friday.date(), 1, 1)]
         moved = "SELECT was_rescheduled FROM marts.bookings WHERE appointment_id = 'a-1'"
         assert query(database, moved) == [(True,)]
+    finally:
+        drop_database(database)
+
+
+def score(conn: Any, client: Any, at: datetime, band: str) -> None:  # noqa: ANN401
+    conn.execute(
+        """INSERT INTO app.insights (location_id, client_id, scored_at, risk_score, risk_band,
+                                     reasons, model_version)
+           VALUES ('loc-risk', %s, %s, 0.5, %s, '[]', 'test')""",
+        (client, at, band),
+    )
+
+
+def test_risk_bands_recount_the_recent_days_incrementally_like_a_full_refresh(
+    template_database: Database, tmp_path: Path
+) -> None:
+    """Later scores (a re-score late in a local day, the next day's) recount their days
+    in place; older days keep their counts; the result is a full refresh's."""
+    database = new_database(template_database, "risk-bands")
+    bands = "SELECT local_date, risk_band, clients FROM marts.risk_bands_daily ORDER BY 1, 2"
+    build = ("build", "--select", "+risk_bands_daily", "--indirect-selection", "buildable")
+    day = timedelta(days=1)
+    try:
+        with database.connect() as conn:
+            conn.execute("INSERT INTO app.locations (location_id, name, timezone)"
+                         " VALUES ('loc-risk', 'Risk', 'America/New_York')")  # fmt: skip
+            clients = [
+                conn.execute(
+                    """INSERT INTO app.clients (location_id, ghl_contact_id, name)
+                       VALUES ('loc-risk', %s, %s) RETURNING id""",
+                    (f"c-{n}", f"Client {n}"),
+                ).fetchone()[0]
+                for n in range(3)
+            ]
+            score(conn, clients[0], NOW - 5 * day, "low")
+            score(conn, clients[1], NOW - 2 * day, "high")
+            score(conn, clients[2], NOW - day - timedelta(hours=1), "low")
+            score(conn, clients[0], NOW - day, "medium")
+        dbt_ok(database, tmp_path / "first", *build, variables=AS_OF)
+        oid = "SELECT 'marts.risk_bands_daily'::regclass::oid"
+        first_oid = query(database, oid)
+        with database.connect() as conn:
+            score(conn, clients[0], NOW - day + timedelta(hours=12), "high")  # 22:00 local
+            score(conn, clients[2], NOW, "low")
+            score(conn, clients[1], NOW, "medium")
+        dbt_ok(database, tmp_path / "incremental", *build, variables=AS_OF)
+        incremental = query(database, bands)
+        assert query(database, oid) == first_oid  # merged in place
+        assert incremental == [
+            (date(2026, 11, 15), "low", 1),
+            (date(2026, 11, 18), "high", 1),
+            (date(2026, 11, 19), "high", 1),  # c0's last score that day, not medium
+            (date(2026, 11, 19), "low", 1),  # the day recounted whole: c2 is still in it
+            (date(2026, 11, 20), "low", 1),
+            (date(2026, 11, 20), "medium", 1),
+        ]
+        dbt_ok(database, tmp_path / "full", *build, "--full-refresh", variables=AS_OF)
+        assert query(database, bands) == incremental
     finally:
         drop_database(database)
 

@@ -1,7 +1,9 @@
 """Owner dashboard: show-rate and its siblings by week or month, for the studio or each
-trainer, upcoming bookings, at-risk clients by band and how drafts are decided. Numbers
-come from the dbt marts (and app tables) as RLS lets the owner read them; periods are the
-studio's local weeks and months. Every table can be downloaded as CSV."""
+trainer, upcoming bookings, at-risk clients by band, the drafts' funnel (drafted, approved,
+sent, replied) and how they are decided, and clients' retention by month. Numbers come
+from the dbt marts as RLS lets the owner read them; periods are the studio's local weeks
+and months. The trainer filter applies to attendance and drafts; retention and risk are
+the studio's. Every table can be downloaded as CSV; only what is shown is queried."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -22,7 +24,7 @@ RATES = {
 
 def table(frame: pd.DataFrame, name: str) -> None:
     """A table with its CSV download (GHL text stays text: dataframes render no HTML)."""
-    st.dataframe(frame, hide_index=True, use_container_width=True)
+    st.dataframe(frame, hide_index=True, width="stretch")
     st.download_button(
         f"Download {name} (CSV)",
         frame.to_csv(index=False).encode(),
@@ -58,12 +60,18 @@ with session.as_signed_in_user() as conn:
         end=end,
         trainer_id=trainer,
     )
-    by_trainer = dashboards.show_rates(conn, grain=grain, by="trainer", start=start, end=end)
+    by_trainer = (
+        dashboards.show_rates(conn, grain=grain, by="trainer", start=start, end=end)
+        if trainer is None
+        else None  # not shown with one trainer chosen, so not read
+    )
     upcoming = dashboards.upcoming_bookings(
         conn, now=datetime.now(UTC), until=datetime.now(UTC) + timedelta(days=7)
     )
     bands = dashboards.risk_bands(conn, start=start, end=end)
-    decisions = dashboards.acceptance(conn, start=start, end=end)
+    drafts = dashboards.funnel(conn, start, end, trainer_id=trainer)
+    decisions = dashboards.acceptance(conn, start=start, end=end, trainer_id=trainer)
+    retention = dashboards.retention(conn, start, end)
 
 st.subheader("Attendance")
 if rates.empty:
@@ -91,11 +99,11 @@ else:
             y=alt.Y("value:Q", title=None, axis=alt.Axis(format="%")),
             color=alt.Color("rate:N", title=None),
         ),
-        use_container_width=True,
+        width="stretch",
     )
     table(rates, "attendance")
 
-if not by_trainer.empty and trainer is None:
+if by_trainer is not None and not by_trainer.empty:
     st.subheader("By trainer")
     st.altair_chart(
         alt.Chart(by_trainer)
@@ -105,7 +113,7 @@ if not by_trainer.empty and trainer is None:
             y=alt.Y("show_rate:Q", title="Show-rate", axis=alt.Axis(format="%")),
             color=alt.Color("trainer_name:N", title=None),
         ),
-        use_container_width=True,
+        width="stretch",
     )
     table(by_trainer, "attendance-by-trainer")
 
@@ -128,13 +136,51 @@ else:
             y=alt.Y("clients:Q", stack=True),
             color=alt.Color("risk_band:N", sort=["high", "medium", "low"], title="Band"),
         ),
-        use_container_width=True,
+        width="stretch",
     )
     table(bands, "risk-bands")
+
+st.subheader("Message funnel")
+if drafts.empty:
+    st.caption("No drafts made in this period.")
+else:
+    totals = drafts[dashboards.STAGES].sum()
+    cols = st.columns(len(dashboards.STAGES))
+    for col, stage in zip(cols, dashboards.STAGES, strict=True):
+        col.metric(stage.capitalize(), int(totals[stage]))
+    stages = pd.DataFrame({"stage": dashboards.STAGES, "drafts": totals.to_list()})
+    st.altair_chart(
+        alt.Chart(stages)
+        .mark_bar()
+        .encode(
+            x=alt.X("drafts:Q", title="Drafts"),
+            y=alt.Y("stage:N", sort=dashboards.STAGES, title=None),
+        ),
+        width="stretch",
+    )
+    table(drafts, "message-funnel")
 
 st.subheader("Draft decisions")
 if decisions.empty:
     st.caption("No drafts decided in this period.")
 else:
     table(decisions, "draft-decisions")
+
+st.subheader("Retention")
+if retention.empty:
+    st.caption("No sessions attended in this period.")
+else:
+    counts = ["active", "new", "retained", "reactivated", "churned"]
+    long = retention.melt(id_vars=["local_month"], value_vars=counts, var_name="clients")
+    st.altair_chart(
+        alt.Chart(long)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("local_month:T", title=None, timeUnit="yearmonth"),
+            y=alt.Y("value:Q", title="Clients"),
+            color=alt.Color("clients:N", sort=counts, title=None),
+        ),
+        width="stretch",
+    )
+    table(retention, "retention")
 st.caption(f"Periods from {start:%d %b %Y}, in the studio's local weeks and months.")

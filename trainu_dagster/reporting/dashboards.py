@@ -1,7 +1,9 @@
 """The owner's dashboard reads: show-rate and its siblings by period, studio or trainer
 (the show_rate marts' counts), upcoming bookings and whether they are confirmed (the
-bookings mart), at-risk clients by band over time (app.insights) and how trainers decide
-on drafts (app.messages). RLS scopes every read to the signed-in owner's studio."""
+bookings mart), at-risk clients by band over time (the risk_bands_daily mart), the drafts'
+funnel and how trainers decide on them (the message_funnel mart) and clients' retention
+by month (the client_retention mart). RLS scopes every read to the signed-in user: an
+owner's studio; a trainer's own rows of the trainer-scoped marts."""
 
 from __future__ import annotations
 
@@ -78,35 +80,80 @@ def upcoming_bookings(conn: psycopg.Connection, *, now: datetime, until: datetim
 
 
 def risk_bands(conn: psycopg.Connection, *, start: date, end: date) -> pd.DataFrame:
-    """Clients per risk band per day scored (the latest model each day)."""
+    """Clients per risk band per local day, each client by their latest score that day."""
     return query_frame(
         conn,
-        """SELECT (scored_at AT TIME ZONE l.timezone)::date AS day, risk_band,
-                  count(DISTINCT client_id)::int AS clients
-           FROM app.insights i JOIN app.locations l USING (location_id)
-           WHERE (scored_at AT TIME ZONE l.timezone)::date BETWEEN %(start)s AND %(end)s
-           GROUP BY 1, 2 ORDER BY 1, 2""",
+        """SELECT local_date AS day, risk_band, clients
+           FROM marts.risk_bands_daily
+           WHERE local_date BETWEEN %(start)s AND %(end)s
+           ORDER BY 1, 2""",
         {"start": start, "end": end},
     )
 
 
-def acceptance(conn: psycopg.Connection, *, start: date, end: date) -> pd.DataFrame:
-    """Per trainer and purpose: drafts decided, approved as drafted, approved edited,
-    rejected, and the acceptance rate (approved of decided)."""
+# The funnel's weeks are those overlapping [start, end]; a draft counts in its week.
+FUNNEL_WEEKS = """local_week > %(start)s::date - 7 AND local_week <= %(end)s
+                  AND (%(trainer)s::text IS NULL OR trainer_id::text = %(trainer)s)"""
+STAGES = ["drafted", "approved", "sent", "replied"]
+
+
+def _rate(part: pd.Series, whole: pd.Series) -> pd.Series:
+    """part / whole to 4 places; null where whole is 0 (nothing to divide), not 0."""
+    return (part / whole.where(whole > 0)).astype(float).round(4)
+
+
+def funnel(
+    conn: psycopg.Connection, start: date, end: date, trainer_id: str | None = None
+) -> pd.DataFrame:
+    """Per local week (of one trainer when given): drafts made, decided, approved (as
+    drafted or edited), rejected, sent and replied to within 7 days, with the acceptance
+    rate (approved of decided) and the reply rate (replied of sent)."""
     frame = query_frame(
         conn,
-        """SELECT coalesce(t.name, 'unassigned') AS trainer, m.purpose,
-                  count(*) FILTER (WHERE m.decision = 'approved_unedited')::int AS approved,
-                  count(*) FILTER (WHERE m.decision = 'approved_edited')::int AS edited,
-                  count(*) FILTER (WHERE m.decision = 'rejected')::int AS rejected
-           FROM app.messages m
-           JOIN app.locations l USING (location_id)
-           LEFT JOIN app.trainers t ON t.id = m.trainer_id
-           WHERE m.decision IS NOT NULL
-             AND (m.decided_at AT TIME ZONE l.timezone)::date BETWEEN %(start)s AND %(end)s
-           GROUP BY 1, 2 ORDER BY 1, 2""",
-        {"start": start, "end": end},
+        f"""SELECT local_week, sum(drafted)::int AS drafted, sum(decided)::int AS decided,
+                   sum(approved)::int AS approved, sum(approved_edited)::int AS edited,
+                   sum(rejected)::int AS rejected, sum(sent)::int AS sent,
+                   sum(replied)::int AS replied
+            FROM marts.message_funnel
+            WHERE {FUNNEL_WEEKS}
+            GROUP BY local_week ORDER BY local_week""",  # noqa: S608 - a fixed clause
+        {"start": start, "end": end, "trainer": trainer_id},
+    )
+    frame["acceptance_rate"] = _rate(frame["approved"], frame["decided"])
+    frame["reply_rate"] = _rate(frame["replied"], frame["sent"])
+    return frame
+
+
+def acceptance(
+    conn: psycopg.Connection, *, start: date, end: date, trainer_id: str | None = None
+) -> pd.DataFrame:
+    """Per trainer and purpose, of the drafts made in the period's weeks and decided:
+    approved as drafted, approved edited, rejected, and the acceptance rate (approved of
+    decided)."""
+    frame = query_frame(
+        conn,
+        f"""SELECT coalesce(trainer_name, 'unassigned') AS trainer, purpose,
+                   sum(approved_unedited)::int AS approved,
+                   sum(approved_edited)::int AS edited, sum(rejected)::int AS rejected
+            FROM marts.message_funnel
+            WHERE {FUNNEL_WEEKS}
+            GROUP BY 1, 2 HAVING sum(decided) > 0 ORDER BY 1, 2""",  # noqa: S608 - fixed clause
+        {"start": start, "end": end, "trainer": trainer_id},
     )
     decided = frame["approved"] + frame["edited"] + frame["rejected"]
-    frame["acceptance_rate"] = ((frame["approved"] + frame["edited"]) / decided).round(4)
+    frame["acceptance_rate"] = _rate(frame["approved"] + frame["edited"], decided)
     return frame
+
+
+def retention(conn: psycopg.Connection, start: date, end: date) -> pd.DataFrame:
+    """Per local month overlapping [start, end]: clients active (attended a session), new,
+    retained from the month before, reactivated, churned, and the retention rate."""
+    return query_frame(
+        conn,
+        """SELECT local_month, active, new, retained, reactivated, churned, previous_active,
+                  retention_rate::float AS retention_rate
+           FROM marts.client_retention
+           WHERE local_month_end >= %(start)s AND local_month <= %(end)s
+           ORDER BY local_month""",
+        {"start": start, "end": end},
+    )

@@ -7,9 +7,12 @@ select
     channel,
     status,
     generator,
+    purpose,
     draft_body,
     approved_body,
     approved_at,
+    decision,
+    decided_at,
     created_at,
     sent_at
 from {{ source('app', 'messages') }}
