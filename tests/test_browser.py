@@ -138,7 +138,7 @@ def test_a_trainer_edits_and_approves_a_draft_in_the_browser(page: Page, world: 
     card.get_by_role("button", name="Approve", exact=True).click()
     expect(page.get_by_text("Approved as edited")).to_be_visible()
     wait_for_run(page)
-    expect(page.get_by_text("1 drafts waiting, most urgent first.")).to_be_visible()
+    expect(page.get_by_text("1 draft waiting, most urgent first.")).to_be_visible()
 
     row = message_row(world, mine)
     assert row["status"] == "approved"
@@ -211,7 +211,7 @@ def test_the_owner_sees_every_trainers_drafts_and_can_filter(page: Page, world: 
 
     trainer.click()
     page.get_by_role("option", name="Trainer B").click()
-    expect(page.get_by_text("1 drafts waiting, most urgent first.")).to_be_visible()
+    expect(page.get_by_text("1 draft waiting, most urgent first.")).to_be_visible()
     wait_for_run(page)
     expect(page.get_by_text("Client b1", exact=True)).to_be_visible()
     expect(page.get_by_text("Client a1", exact=True)).to_have_count(0)
