@@ -2,6 +2,7 @@
 
 from sensors.dlq_retry import dlq_retry_sensor
 from sensors.model_refresh import refresh_models_after_ingest
+from sensors.outbox import outbox_sensor
 from sensors.run_failure import record_run_failure
 from sensors.studio_backfill import studio_backfill_sensor
 from sensors.webhook_events import webhook_events_sensor
@@ -12,4 +13,5 @@ all_sensors = [
     dlq_retry_sensor,
     record_run_failure,
     refresh_models_after_ingest,
+    outbox_sensor,
 ]

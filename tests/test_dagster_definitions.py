@@ -66,11 +66,12 @@ def test_dbt_builds_queue_one_at_a_time(dagster_home: Path) -> None:
     assert trainu_dbt_models.op.pool == "dbt"
 
 
-LANDING_JOBS = {
+LANDING_JOBS = {  # (and the send runs: they have a lane of their own too)
     "ingest_webhook_events": "ingest",
     "pull_ghl": "pull",
     "backfill_ghl_history": "backfill",
     "retry_dead_letters": "retry",
+    "send_messages": "send",
 }
 
 
@@ -100,6 +101,7 @@ def test_definitions_load_in_process() -> None:
         "dlq_retry_sensor",
         "record_run_failure",
         "refresh_models_after_ingest",
+        "outbox_sensor",
     }
     assert {j.name for j in repository.get_all_jobs()} >= {*LANDING_JOBS, "build_models"}
     raw_keys = {key.to_user_string() for key in repository.asset_graph.get_all_asset_keys()}

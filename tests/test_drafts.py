@@ -17,9 +17,11 @@ import pytest
 
 from tests.fake_openai import fake_openai
 from tests.receiver_harness import Signer, post
+from trainu_dagster import accounts
 from trainu_dagster.db.server import Database
 from trainu_dagster.ingest.clients import ensure_clients
 from trainu_dagster.jobs import ingest_webhook_events
+from trainu_dagster.messaging import outbox
 from trainu_dagster.messaging.drafting import OpenAIDrafter, TemplateDrafter
 from trainu_dagster.messaging.drafts import DraftPlan, make_drafts, redraft, session_when
 from trainu_dagster.resources.postgres import PostgresResource
@@ -101,7 +103,8 @@ def drafts(database: Database, contact_id: str) -> list[dict[str, Any]]:
             """SELECT m.id, m.purpose, m.status, m.body, m.channel, m.suppressed_reason,
                       m.escalation_reason, m.trigger, m.safety, m.correlation_id, m.generator
                FROM app.messages m JOIN app.clients c ON c.id = m.client_id
-               WHERE c.ghl_contact_id = %s ORDER BY m.created_at""",
+               WHERE c.ghl_contact_id = %s AND m.direction = 'outbound'
+               ORDER BY m.created_at""",
             (contact_id,),
         )
         names = [d.name for d in cur.description]
@@ -368,3 +371,112 @@ def test_a_link_in_the_owners_template_is_kept_only_once_the_owner_allows_its_do
             (LOCATION,),
         )
     assert draft_once("link:after") == template.replace("{{ first_name }}", "Max")
+
+
+# --- the thread: replies and delivery reports (messaging.inbound) ------------------------
+
+
+def thread_rows(database: Database, contact_id: str) -> list[tuple]:
+    with database.connect() as conn:
+        return conn.execute(
+            """SELECT m.direction, m.status, m.body, m.trigger->>'intent', m.ghl_conversation_id
+               FROM app.messages m JOIN app.clients c ON c.id = m.client_id
+               WHERE c.ghl_contact_id = %s AND m.status IN ('received', 'sent', 'delivered',
+                                                            'failed')
+               ORDER BY m.created_at""",
+            (contact_id,),
+        ).fetchall()
+
+
+def sent_message(database: Database, contact_id: str, ghl_id: str | None, status: str) -> str:
+    """An outbound message as the outbox leaves it: approved by a person, then sent/queued."""
+    with database.connect() as conn:
+        ensure_clients(conn, LOCATION, [contact_id])
+        owner = conn.execute(
+            "SELECT id FROM app.users WHERE email = 'owner@ironoak.example'"
+        ).fetchone() or (accounts.create_user(conn, location_id=LOCATION,
+                         email="owner@ironoak.example", password="a long enough password",
+                         role="owner", display_name="Owner").id,)  # fmt: skip
+        return conn.execute(
+            """INSERT INTO app.messages (location_id, client_id, direction, channel, status,
+                   body, approved_body, approved_by, approved_at, ghl_message_id, sent_at,
+                   claimed_at, claimed_by)
+               SELECT location_id, id, 'outbound', 'SMS', %s, 'See you!', 'See you!', %s,
+                      now(), %s, CASE WHEN %s = 'sent' THEN now() END,
+                      CASE WHEN %s = 'queued' THEN now() END,
+                      CASE WHEN %s = 'queued' THEN 'run-1' END
+               FROM app.clients WHERE ghl_contact_id = %s RETURNING id""",
+            (status, owner[0], ghl_id, status, status, status, contact_id),
+        ).fetchone()[0]
+
+
+def outbound_status(contact_id: str, message_id: str, status: str) -> dict[str, Any]:
+    return {"type": "OutboundMessage", "contactId": contact_id, "body": "See you!",
+            "messageId": message_id, "conversationId": f"conv-{contact_id}",
+            "messageType": "SMS", "direction": "outbound", "status": status,
+            "dateAdded": datetime.now(UTC).isoformat(),
+            "dateUpdated": datetime.now(UTC).isoformat()}  # fmt: skip
+
+
+def test_a_clients_reply_lands_on_their_thread_once_with_what_it_asks(
+    database: Database, receiver_url: str, signer: Signer
+) -> None:
+    deliver(receiver_url, signer, contact("c-rae", "Rae"))
+    reply = inbound("c-rae", "Yes, confirmed for Thursday!")
+    deliver(receiver_url, signer, reply)
+    deliver(receiver_url, signer, reply)  # GHL delivers twice: one row
+    deliver(receiver_url, signer, inbound("c-rae", "Can we move it to Friday?"))
+    ingest(database)
+    assert thread_rows(database, "c-rae") == [
+        ("inbound", "received", "Yes, confirmed for Thursday!", "confirm", "conv-c-rae"),
+        ("inbound", "received", "Can we move it to Friday?", "reschedule", "conv-c-rae"),
+    ]
+
+
+def test_stop_suppresses_approved_messages_waiting_to_go(
+    database: Database, receiver_url: str, signer: Signer
+) -> None:
+    deliver(receiver_url, signer, contact("c-sol", "Sol"))
+    ingest(database)
+    waiting = sent_message(database, "c-sol", None, "approved")
+    deliver(receiver_url, signer, inbound("c-sol", "STOP"))
+    ingest(database)
+    with database.connect() as conn:
+        status, reason = conn.execute(
+            "SELECT status, suppressed_reason FROM app.messages WHERE id = %s", (waiting,)
+        ).fetchone()
+    assert (status, reason) == ("suppressed", "client opted out")
+    assert thread_rows(database, "c-sol")[-1][3] == "opt_out"
+
+
+def test_delivery_reports_move_sent_to_delivered_or_failed_in_either_order(
+    database: Database, receiver_url: str, signer: Signer
+) -> None:
+    deliver(receiver_url, signer, contact("c-tam", "Tam"))
+    ingest(database)
+    delivered = sent_message(database, "c-tam", "ghl-m1", "sent")
+    failed = sent_message(database, "c-tam", "ghl-m2", "sent")
+    deliver(receiver_url, signer, outbound_status("c-tam", "ghl-m1", "delivered"))
+    deliver(receiver_url, signer, outbound_status("c-tam", "ghl-m2", "undelivered"))
+    # the report of a message whose send is not recorded yet (the send run's commit is late)
+    deliver(receiver_url, signer, outbound_status("c-tam", "ghl-m3", "delivered"))
+    ingest(database)
+    early = sent_message(database, "c-tam", None, "queued")
+    with database.connect() as conn:
+        row = conn.execute(
+            """SELECT m.id, m.location_id, m.client_id, 'c-tam', m.channel, m.subject,
+                      m.approved_body, m.correlation_id, m.purpose, m.claimed_at, 1
+               FROM app.messages m WHERE m.id = %s""",
+            (early,),
+        ).fetchone()
+        outbox._mark_sent(conn, outbox.Claim(*row), "ghl-m3", "conv-c-tam", datetime.now(UTC),
+                          "run-1")  # fmt: skip
+        statuses = dict(conn.execute(
+            "SELECT id, status FROM app.messages WHERE id = ANY(%s)",
+            ([delivered, failed, early],),
+        ).fetchall())  # fmt: skip
+        reason = conn.execute(
+            "SELECT failed_reason FROM app.messages WHERE id = %s", (failed,)
+        ).fetchone()[0]
+    assert [statuses[m] for m in (delivered, failed, early)] == ["delivered", "failed", "delivered"]
+    assert reason == "GHL: undelivered"

@@ -14,16 +14,21 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from dagster import DagsterInstance, RunRequest, SkipReason, build_sensor_context
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from sensors.outbox import outbox_sensor
 from tests.ghl_simulator_harness import SIM_TOKEN, running_simulator
 from trainu_dagster import accounts
 from trainu_dagster.db.server import Database
 from trainu_dagster.ghl.client import GhlClient, RequestBudget
 from trainu_dagster.ghl.simulator import generate_studio
 from trainu_dagster.ghl.simulator.studio import Studio
+from trainu_dagster.jobs import send_messages
 from trainu_dagster.messaging import outbox
+from trainu_dagster.resources.ghl import GhlResource
+from trainu_dagster.resources.postgres import PostgresResource
 
 LOCATION = "loc-outbox"
 EXPIRY, LEASE = timedelta(hours=48), timedelta(minutes=5)
@@ -483,3 +488,26 @@ def test_the_claim_is_exclusive_between_concurrent_runs(
     assert len(mine) == 3 and len(theirs) == 3
     assert not {c.id for c in mine} & {c.id for c in theirs}
     assert {c.id for c in mine} | {c.id for c in theirs} == {m for m, _ in messages}
+
+
+def test_the_outbox_sensor_launches_a_send_run_that_sends_what_is_due(
+    database: Database, studio: Studio, sim_url: str, fresh: dict[str, Any]
+) -> None:
+    resources = {"database": PostgresResource(database_url=database.url())}
+    with DagsterInstance.ephemeral() as instance:
+
+        def tick() -> RunRequest | SkipReason:
+            return outbox_sensor(build_sensor_context(instance=instance, resources=resources))
+
+        assert isinstance(tick(), SkipReason)
+        message_id, text = approve(database, fresh, fresh["contacts"][1])
+        request = tick()
+        assert isinstance(request, RunRequest) and request.tags["trainu/due_messages"] == "1"
+        result = send_messages.execute_in_process(
+            resources={**resources, "ghl": GhlResource(base_url=sim_url, token=SIM_TOKEN)},
+            instance=instance,
+        )
+        assert result.success
+        assert isinstance(tick(), SkipReason)
+    assert row(database, message_id)["status"] == "sent"
+    assert len(in_ghl(studio, text)) == 1

@@ -17,6 +17,7 @@ from trainu_dagster.jobs import (
     pull_ghl_schedule,
     reconcile_ghl_schedule,
     retry_dead_letters,
+    send_messages,
 )
 from trainu_dagster.observability.logging import configure_logging
 from trainu_dagster.resources.ghl import GhlResource
@@ -27,7 +28,14 @@ configure_logging(get_settings().log_level)  # domain code logs redacted JSON in
 
 defs = Definitions(
     assets=[*ghl_raw_tables, trainu_dbt_models, client_risk, risk_backtest, state_drafts],
-    jobs=[ingest_webhook_events, pull_ghl, backfill_ghl_history, retry_dead_letters, build_models],
+    jobs=[
+        ingest_webhook_events,
+        pull_ghl,
+        backfill_ghl_history,
+        retry_dead_letters,
+        build_models,
+        send_messages,
+    ],  # fmt: skip
     schedules=[pull_ghl_schedule, reconcile_ghl_schedule, build_models_nightly],
     sensors=all_sensors,
     # A run is one process: every job here is one op (a landing loop, one dbt build), and a

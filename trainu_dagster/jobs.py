@@ -9,7 +9,7 @@ others need.
 """
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 from dagster import (
@@ -37,8 +37,10 @@ from trainu_dagster.ingest.pull import (
     pull_stream,
 )
 from trainu_dagster.ingest.retry import retry_due
+from trainu_dagster.messaging import outbox
 from trainu_dagster.messaging.drafting import open_drafter
 from trainu_dagster.messaging.drafts import react_to_deliveries
+from trainu_dagster.messaging.inbound import record_delivered
 from trainu_dagster.resources.ghl import GhlResource
 from trainu_dagster.resources.postgres import PostgresResource
 from trainu_dagster.settings import get_settings
@@ -94,6 +96,7 @@ def apply_webhook_deliveries(
     with open_drafter(get_settings()) as drafter:
 
         def draft(conn: psycopg.Connection, batch: IngestSummary) -> None:
+            record_delivered(conn, batch.delivered)  # replies and delivery reports: threads
             outcome = react_to_deliveries(conn, batch.delivered, drafter, now=datetime.now(UTC))
             if outcome.created or outcome.needs_manual or outcome.escalated or outcome.withdrawn:
                 context.log.info(
@@ -113,6 +116,43 @@ def apply_webhook_deliveries(
 )
 def ingest_webhook_events() -> None:
     apply_webhook_deliveries()
+
+
+# --- sending -------------------------------------------------------------------------------
+
+
+def outbox_lease() -> timedelta:
+    return timedelta(seconds=get_settings().outbox_claim_lease_seconds)
+
+
+@op(
+    description="Send approved messages that are due through GHL, once each, re-checking "
+    "quiet hours, caps, opt-outs and the kill switch at the moment of sending."
+)
+def send_due_messages(
+    context: OpExecutionContext, database: PostgresResource, ghl: GhlResource
+) -> None:
+    settings = get_settings()
+    with ghl.client() as client, database.connect(autocommit=True) as conn:
+        report = outbox.drain(
+            conn, client, run_id=context.run_id, cap=settings.outbox_run_cap,
+            approval_expiry=timedelta(hours=settings.approval_expiry_hours), lease=outbox_lease(),
+        )  # fmt: skip
+    context.log.info(
+        f"{report.sent} sent ({report.reconciled} reconciled with GHL), {report.held} held, "
+        f"{report.suppressed} suppressed, {report.stale} back to the inbox, {report.failed} "
+        f"failed, {report.retrying} to retry, {report.released} released"
+    )
+    if report.paused:
+        context.log.error(f"SEV1: the burst brake paused sending for {', '.join(report.paused)}")
+
+
+@job(
+    tags={LANE: "send", **NO_RETRIES},
+    description="Drain the outbox: every approved message that is due, sent exactly once.",
+)
+def send_messages() -> None:
+    send_due_messages()
 
 
 # --- REST pulls ----------------------------------------------------------------------------

@@ -135,7 +135,7 @@ def _react_to(
 ) -> list[DraftPlan]:
     if h.kind == "opted_out":
         record_opt_outs(conn, h.location_id, [h.contact_id], "GHL DND")
-        outcome.withdrawn += withdraw(conn, client["id"], "client opted out")
+        outcome.withdrawn += withdraw(conn, client["id"], "client opted out", approved_too=True)
         return []
     if h.kind == "inbound":
         return _inbound(conn, h, client, outcome)
@@ -179,7 +179,7 @@ def _inbound(
     verdict = classify_inbound(h.text or "")
     if verdict.opt_out:
         record_opt_outs(conn, h.location_id, [h.contact_id], "STOP reply")
-        outcome.withdrawn += withdraw(conn, client["id"], "client opted out")
+        outcome.withdrawn += withdraw(conn, client["id"], "client opted out", approved_too=True)
         return []
     if verdict.escalation is not None:
         outcome.escalated.extend(_escalate(conn, h, client, verdict.escalation))
@@ -408,19 +408,22 @@ def withdraw(
     appointment: str | None = None,
     purposes: Iterable[str] | None = None,
     unless_start: datetime | None = None,
+    approved_too: bool = False,
 ) -> int:
     """Suppress the client's open drafts whose trigger no longer holds; returns how many.
-    `appointment`: only those about it; `unless_start`: keep those for this start time."""
+    `appointment`: only those about it; `unless_start`: keep those for this start time;
+    `approved_too`: approved messages waiting to be sent as well (an opt-out)."""
+    statuses = [*OPEN, "approved"] if approved_too else list(OPEN)
     rows = conn.execute(
         """UPDATE app.messages SET status = 'suppressed', suppressed_reason = %(reason)s,
-               updated_at = now()
-           WHERE client_id = %(client)s AND status IN ('draft', 'pending_approval', 'needs_manual')
+               held_until = NULL, updated_at = now()
+           WHERE client_id = %(client)s AND status = ANY(%(statuses)s)
              AND (%(appointment)s::text IS NULL OR trigger->>'appointment_id' = %(appointment)s)
              AND (%(purposes)s::text[] IS NULL OR purpose = ANY(%(purposes)s))
              AND (%(start)s::timestamptz IS NULL
                   OR (trigger->>'start_time')::timestamptz <> %(start)s)
            RETURNING id, location_id, correlation_id, purpose""",
-        {"reason": reason, "client": client_id, "appointment": appointment,
+        {"reason": reason, "client": client_id, "appointment": appointment, "statuses": statuses,
          "purposes": list(purposes) if purposes is not None else None, "start": unless_start},
     ).fetchall()  # fmt: skip
     for message_id, location_id, correlation_id, purpose in rows:

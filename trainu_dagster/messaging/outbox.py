@@ -36,6 +36,7 @@ from psycopg.rows import dict_row
 from trainu_dagster.ghl.client import GhlClient, GhlError, RetryableGhlError
 from trainu_dagster.ghl.webhook_payloads import parse_timestamp
 from trainu_dagster.messaging import policy
+from trainu_dagster.messaging.inbound import apply_landed_status
 from trainu_dagster.messaging.policy import SendFacts, SendRules
 from trainu_dagster.observability.analytics import configured_analytics
 from trainu_dagster.observability.logging import get_logger
@@ -111,6 +112,19 @@ def drain(
         for one in claims:
             report.add(send(conn, ghl, one, run_id=run_id, clock=clock))
     return report
+
+
+def work_waiting(conn: psycopg.Connection, *, now: datetime, lease: timedelta) -> int:
+    """How many messages a send run would act on now: approved and due in a studio that
+    is sending, or claims left by a run that died (past their lease)."""
+    return conn.execute(
+        """SELECT count(*) FROM app.messages m
+           JOIN app.locations l ON l.location_id = m.location_id
+           WHERE (m.status = 'approved' AND l.sending_paused_at IS NULL
+                  AND coalesce(greatest(m.held_until, m.scheduled_for), '-infinity') <= %s)
+              OR (m.status = 'queued' AND m.claimed_at < %s)""",
+        (now, now - lease),
+    ).fetchone()[0]
 
 
 # --- 1. claim --------------------------------------------------------------------------------
@@ -455,12 +469,14 @@ def _mark_sent(
            WHERE id = %s AND status = 'queued' RETURNING id""",
         (now, message_id, conversation_id, now, claim.id),
     ).fetchone()
-    if row is None:  # a delivery webhook or a reconciliation got there first
+    if row is None:  # a reconciliation got there first
         log.warning("sent message was no longer queued", message_id=str(claim.id))
         return
     _product_event(conn, "message_sent", claim.id, claim.location_id, claim.correlation_id,
                    {"channel": claim.channel, "purpose": claim.purpose, "run_id": run_id,
                     "ghl_message_id": message_id})  # fmt: skip
+    if message_id:  # GHL's delivery report may have landed before this commit
+        apply_landed_status(conn, claim.location_id, message_id)
 
 
 def _fail(conn: psycopg.Connection, claim: Claim, reason: str, now: datetime) -> None:

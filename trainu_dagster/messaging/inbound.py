@@ -1,0 +1,123 @@
+"""What GHL tells us about messages, onto the client's thread in `app.messages`.
+
+Run on each applied batch of webhook deliveries (after ingest wrote `raw.ghl_messages`):
+- a client's message lands as a `received` row with its conversation and what it asks
+  for (confirm, cancel, reschedule, a question: `trigger.intent`);
+- a status update of a message we sent moves it `sent` → `delivered` or `failed`. The
+  update may land before the send run has recorded GHL's message id: `apply_landed_status`
+  then applies it when the send is recorded, so neither order loses it.
+Messages a trainer sent from GHL's own app stay in `raw.ghl_messages`: they show on the
+thread (`reporting.threads`) and count toward the caps (`outbox`) from there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from uuid import UUID
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from trainu_dagster.ghl.webhook_payloads import ParsedEvent
+from trainu_dagster.ingest.clients import ensure_clients
+from trainu_dagster.ingest.process import WebhookEvent
+from trainu_dagster.messaging.classify import classify_inbound
+from trainu_dagster.observability.product_events import record_event
+
+DELIVERED = ("delivered", "read", "opened")
+FAILED = ("failed", "undelivered")
+ACTOR = "system:inbound"
+
+
+def record_delivered(
+    conn: psycopg.Connection, delivered: Iterable[tuple[WebhookEvent, ParsedEvent]]
+) -> int:
+    """Thread rows and status moves for the messages in a batch; returns how many."""
+    changed = 0
+    for event, parsed in delivered:
+        for change in parsed.changes:
+            if change.entity == "message":
+                changed += _apply(conn, change.location_id, change.entity_id, event.correlation_id)
+    return changed
+
+
+def _apply(conn: psycopg.Connection, location_id: str, message_id: str, correlation: UUID) -> int:
+    row = conn.execute(
+        """SELECT contact_id, conversation_id, direction, message_type, status,
+                  payload->>'body', date_added
+           FROM raw.ghl_messages WHERE location_id = %s AND message_id = %s""",
+        (location_id, message_id),
+    ).fetchone()
+    if row is None:
+        return 0
+    contact_id, conversation_id, direction, channel, status, body, added = row
+    if direction == "inbound":
+        return _received(conn, location_id, message_id, contact_id, conversation_id, channel,
+                         body, added, correlation)  # fmt: skip
+    if direction == "outbound":
+        return apply_landed_status(conn, location_id, message_id)
+    return 0
+
+
+def _received(
+    conn: psycopg.Connection,
+    location_id: str,
+    message_id: str,
+    contact_id: str | None,
+    conversation_id: str | None,
+    channel: str | None,
+    body: str | None,
+    added: datetime | None,
+    correlation: UUID,
+) -> int:
+    """The client's message on their thread (SMS and email: what TrainU can answer on)."""
+    if not contact_id or channel not in ("SMS", "Email") or not (body or "").strip():
+        return 0
+    ensure_clients(conn, location_id, [contact_id])
+    verdict = classify_inbound(body or "")
+    intent = "opt_out" if verdict.opt_out else verdict.intent
+    inserted = conn.execute(
+        """INSERT INTO app.messages (location_id, client_id, trainer_id, direction, channel,
+               status, body, trigger, ghl_message_id, ghl_conversation_id, sent_at,
+               correlation_id)
+           SELECT c.location_id, c.id, c.trainer_id, 'inbound', %s, 'received', %s, %s, %s,
+                  %s, %s, %s
+           FROM app.clients c WHERE c.location_id = %s AND c.ghl_contact_id = %s
+           ON CONFLICT (location_id, ghl_message_id) DO NOTHING
+           RETURNING id""",
+        (channel, body, Jsonb({"intent": intent}), message_id, conversation_id, added,
+         correlation, location_id, contact_id),
+    ).fetchone()  # fmt: skip
+    if inserted is None:
+        return 0
+    record_event(conn, "message_received", actor=ACTOR, location_id=location_id,
+                 entity_type="message", entity_id=str(inserted[0]), correlation_id=correlation,
+                 properties={"channel": channel, "intent": intent})  # fmt: skip
+    return 1
+
+
+def apply_landed_status(conn: psycopg.Connection, location_id: str, ghl_message_id: str) -> int:
+    """`sent` → `delivered` or `failed` from the status GHL last reported for the message."""
+    moved = conn.execute(
+        """UPDATE app.messages m SET
+               status = CASE WHEN r.status = ANY(%(delivered)s) THEN 'delivered' ELSE 'failed' END,
+               delivered_at = CASE WHEN r.status = ANY(%(delivered)s)
+                                   THEN coalesce(r.source_updated_at, now()) END,
+               failed_reason = CASE WHEN r.status = ANY(%(failed)s)
+                                    THEN 'GHL: ' || coalesce(r.payload->>'error', r.status) END,
+               updated_at = now()
+           FROM raw.ghl_messages r
+           WHERE r.location_id = %(location)s AND r.message_id = %(message)s
+             AND m.location_id = r.location_id AND m.ghl_message_id = r.message_id
+             AND m.status = 'sent' AND r.status = ANY(%(either)s)
+           RETURNING m.id, m.status, m.correlation_id""",
+        {"delivered": list(DELIVERED), "failed": list(FAILED), "either": [*DELIVERED, *FAILED],
+         "location": location_id, "message": ghl_message_id},
+    ).fetchall()  # fmt: skip
+    for message_id, status, correlation in moved:
+        record_event(conn, f"message_{status}", actor=ACTOR, location_id=location_id,
+                     entity_type="message", entity_id=str(message_id),
+                     correlation_id=correlation,
+                     properties={"ghl_message_id": ghl_message_id})  # fmt: skip
+    return len(moved)
