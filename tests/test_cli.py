@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from tests.cli_harness import run
 from trainu_dagster.cli import app
 from trainu_dagster.db.server import Database
 
-TRAINU = str(Path(sys.executable).parent / "trainu")
 COMMANDS = [
     [],
     ["db"],
@@ -41,21 +38,12 @@ COMMANDS = [
     ["messages", "classify"],
     ["drafts", "validate"],
     ["insights", "backtest"],
+    ["outbox"],
+    ["outbox", "status"],
+    ["outbox", "pause"],
+    ["outbox", "resume"],
+    ["outbox", "send-now"],
 ]
-
-
-def run(
-    *args: str,
-    database: Database | None = None,
-    stdin: str | None = None,
-    env: dict[str, str] | None = None,
-) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, **(env or {})}
-    if database is not None:
-        full_env["TRAINU_DATABASE_URL"] = database.url()
-    return subprocess.run(
-        [TRAINU, *args], env=full_env, input=stdin, capture_output=True, text=True, timeout=120
-    )
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "trainu")

@@ -19,6 +19,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from sensors.outbox import outbox_sensor
+from tests.cli_harness import run as trainu
 from tests.ghl_simulator_harness import SIM_TOKEN, running_simulator
 from trainu_dagster import accounts
 from trainu_dagster.db.server import Database
@@ -511,3 +512,27 @@ def test_the_outbox_sensor_launches_a_send_run_that_sends_what_is_due(
         assert isinstance(tick(), SkipReason)
     assert row(database, message_id)["status"] == "sent"
     assert len(in_ghl(studio, text)) == 1
+
+
+def test_operators_pause_resume_inspect_and_send_one_from_the_cli(
+    database: Database, studio: Studio, sim_url: str, fresh: dict[str, Any]
+) -> None:
+    env = {"TRAINU_GHL_TOKEN": SIM_TOKEN, "TRAINU_GHL_BASE_URL": sim_url}
+    message_id, text = approve(database, fresh, fresh["contacts"][2])
+    paused = trainu("outbox", "pause", LOCATION, database=database)
+    assert paused.returncode == 0 and paused.stdout.strip() == f"{LOCATION}: paused"
+    status = trainu("outbox", "status", database=database)
+    [line] = [x for x in status.stdout.splitlines() if x.startswith(LOCATION)]
+    assert "PAUSED (paused by an operator)" in line and "due 1" in line
+    held = trainu("outbox", "send-now", str(message_id), database=database, env=env)
+    assert held.returncode == 0 and held.stdout.strip() == f"{message_id}: approved"
+    assert in_ghl(studio, text) == []  # paused: not even send-now goes
+    assert trainu("outbox", "resume", LOCATION, database=database).returncode == 0
+    sent = trainu("outbox", "send-now", str(message_id), database=database, env=env)
+    assert sent.returncode == 0 and sent.stdout.strip() == f"{message_id}: sent"
+    assert len(in_ghl(studio, text)) == 1
+    again = trainu("outbox", "send-now", str(message_id), database=database, env=env)
+    assert again.returncode == 1 and "is sent: only approved messages are sent" in again.stderr
+    assert len(in_ghl(studio, text)) == 1
+    bad = trainu("outbox", "pause", "no-such-studio", database=database)
+    assert bad.returncode == 1 and "unknown studio" in bad.stderr

@@ -97,15 +97,17 @@ def drain(
     approval_expiry: timedelta,
     lease: timedelta,
     clock: Clock = lambda: datetime.now(UTC),
+    only: UUID | None = None,
 ) -> Report:
-    """Send what is due until nothing is, or `cap` messages have gone. `conn` must be in
-    autocommit mode: each step commits on its own, so a crash loses at most one step."""
+    """Send what is due until nothing is, or `cap` messages have gone (`only`: just that
+    message). `conn` must be in autocommit mode: each step commits on its own, so a crash
+    loses at most one step."""
     report = recover(conn, ghl, now=clock(), lease=lease)
     while report.sent < cap:
         limit = min(BATCH, cap - report.sent)
         with conn.transaction():
             claims, step = claim(conn, run_id=run_id, now=clock(), limit=limit,
-                                 approval_expiry=approval_expiry)  # fmt: skip
+                                 approval_expiry=approval_expiry, only=only)  # fmt: skip
         report.add(step)
         if not claims:
             break
@@ -127,6 +129,46 @@ def work_waiting(conn: psycopg.Connection, *, now: datetime, lease: timedelta) -
     ).fetchone()[0]
 
 
+def status(conn: psycopg.Connection, *, now: datetime) -> list[dict[str, Any]]:
+    """Per studio: paused or not (and why), what waits (due, held by reason), what is in
+    flight, and what was sent and failed in the last 24 hours."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            """SELECT l.location_id, l.sending_paused_at, l.sending_paused_reason,
+                      count(*) FILTER (WHERE m.status = 'approved' AND coalesce(
+                          greatest(m.held_until, m.scheduled_for), '-infinity') <= %(now)s) AS due,
+                      count(*) FILTER (WHERE m.status = 'approved' AND m.held_until > %(now)s)
+                          AS held,
+                      count(*) FILTER (WHERE m.status = 'queued') AS in_flight,
+                      count(*) FILTER (WHERE m.sent_at > %(day)s) AS sent_24h,
+                      count(*) FILTER (WHERE m.status = 'failed' AND m.updated_at > %(day)s)
+                          AS failed_24h
+               FROM app.locations l
+               LEFT JOIN app.messages m ON m.location_id = l.location_id
+                    AND m.direction = 'outbound'
+               GROUP BY l.location_id ORDER BY l.location_id""",
+            {"now": now, "day": now - timedelta(hours=24)},
+        ).fetchall()
+
+
+def set_paused(conn: psycopg.Connection, location_id: str, paused: bool, reason: str) -> bool:
+    """An operator's kill switch for a studio (the owner's is `studio_settings`); returns
+    whether anything changed."""
+    row = conn.execute(
+        """UPDATE app.locations SET sending_paused_at = CASE WHEN %(paused)s THEN now() END,
+               sending_paused_by = NULL,
+               sending_paused_reason = CASE WHEN %(paused)s THEN %(reason)s END
+           WHERE location_id = %(location)s AND (sending_paused_at IS NULL) = %(paused)s
+           RETURNING location_id""",
+        {"paused": paused, "reason": reason, "location": location_id},
+    ).fetchone()
+    if row is not None:
+        record_event(conn, "sending_paused" if paused else "sending_resumed", actor="operator",
+                     location_id=location_id, entity_type="location", entity_id=location_id,
+                     properties={"reason": reason})  # fmt: skip
+    return row is not None
+
+
 # --- 1. claim --------------------------------------------------------------------------------
 
 DUE = """
@@ -140,6 +182,7 @@ JOIN app.clients c ON c.id = m.client_id
 JOIN app.locations l ON l.location_id = m.location_id
 WHERE m.status = 'approved' AND m.direction = 'outbound' AND l.sending_paused_at IS NULL
   AND coalesce(greatest(m.held_until, m.scheduled_for), '-infinity') <= %(now)s
+  AND (%(only)s::uuid IS NULL OR m.id = %(only)s)
 ORDER BY coalesce(greatest(m.held_until, m.scheduled_for), m.approved_at), m.id
 LIMIT %(limit)s
 FOR UPDATE OF m SKIP LOCKED
@@ -153,11 +196,12 @@ def claim(
     now: datetime,
     limit: int,
     approval_expiry: timedelta,
+    only: UUID | None = None,
 ) -> tuple[list[Claim], Report]:
     """Lock what is due, decide each, and claim those to send (the caller commits)."""
     report = Report()
     with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(DUE, {"now": now, "limit": limit}).fetchall()
+        rows = cur.execute(DUE, {"now": now, "limit": limit, "only": only}).fetchall()
     if not rows:
         return [], report
     clients = list({row["client_id"] for row in rows})
