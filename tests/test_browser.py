@@ -136,8 +136,11 @@ def test_a_trainer_edits_and_approves_a_draft_in_the_browser(page: Page, world: 
     edited = "Hi a1! See you tomorrow at 9:30 instead? Bring water."
     text_area.fill(edited)
     card.get_by_role("button", name="Approve", exact=True).click()
+    # only the card reruns: it says what happened and leaves the decided draft's form
     expect(page.get_by_text("Approved as edited")).to_be_visible()
     wait_for_run(page)
+    expect(page.get_by_role("textbox", name="Message")).to_have_count(1)
+    open_inbox(page)  # the page, loaded again, counts what is left
     expect(page.get_by_text("1 draft waiting, most urgent first.")).to_be_visible()
 
     row = message_row(world, mine)

@@ -381,6 +381,13 @@ def button(app: AppTest, prefix: str):
     return found
 
 
+def choose(app: AppTest, draft: UUID, action: str) -> None:
+    """Pick Regenerate, Reject or Snooze on a draft's card (its controls then appear)."""
+    [more] = [r for r in app.radio if (r.key or "").startswith(f"more-{draft}")]
+    more.set_value(action)
+    app.run()
+
+
 def test_the_inbox_page_shows_own_drafts_inert_and_approves_an_edit(fresh: World) -> None:
     draft = add_draft(fresh, "a1", "confirmation", "See you **Tuesday** <b>9</b>")
     with fresh.database.connect() as conn:
@@ -429,12 +436,14 @@ def test_regenerating_from_the_page_shows_the_new_text_to_decide_on(fresh: World
     with_facts(fresh, draft, WHEN)
     app = on_inbox("trainer-A@example.com")
     assert "1 draft waiting, most urgent first." in [c.value for c in app.caption]
+    choose(app, draft, "Regenerate")
     button(app, f"restyle-warmer-{draft}").click()
     app.run()
     assert [s.value for s in app.success] == ["Regenerated: review the new text."]
     warmer = message(fresh, draft)["body"]
     assert warmer.startswith("Hi Client, looking forward to seeing you tomorrow!")
     assert [a.value for a in app.text_area] == [warmer]
+    choose(app, draft, "Regenerate")  # a new version of the draft: its card starts afresh
     [ask] = [t for t in app.text_input if (t.key or "").startswith(f"instruction-{draft}")]
     ask.input("mention parking")
     button(app, f"regenerate-{draft}").click()
@@ -448,10 +457,12 @@ def test_reject_and_snooze_from_the_page(fresh: World) -> None:
     rejected = add_draft(fresh, "a1", "re_engagement", "Come back!")
     snoozed = add_draft(fresh, "a2", "milestone", "Great work!")
     app = on_inbox("trainer-A@example.com")
+    choose(app, rejected, "Reject")
     [reason] = [t for t in app.text_input if (t.key or "").startswith(f"reason-{rejected}")]
     reason.input("not our tone")
     button(app, f"reject-{rejected}").click()
     app.run()
+    choose(app, snoozed, "Snooze")
     button(app, f"snooze-{snoozed}").click()
     app.run()
     assert message(fresh, rejected)["rejected_reason"] == "not our tone"

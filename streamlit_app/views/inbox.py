@@ -42,6 +42,7 @@ TRIGGERS = {
     "inbound_message": "client replied",
 }
 SNOOZES = {"1 hour": timedelta(hours=1), "4 hours": timedelta(hours=4), "1 day": timedelta(days=1)}
+MORE = ("Regenerate", "Reject", "Snooze")
 
 
 def _now() -> datetime:
@@ -52,9 +53,15 @@ def _report(outcomes: list[decisions.Outcome]) -> None:
     st.session_state["inbox_results"] = [(o.ok, o.detail) for o in outcomes]
 
 
+def _decided(draft: Loaded, action: str, outcome: decisions.Outcome) -> None:
+    """The card shows it when it reruns (or the page, if the whole page reruns first)."""
+    st.session_state[f"outcome-{draft.id}"] = (action, outcome.ok, outcome.detail)
+
+
 def _approve(draft: Loaded, key: str) -> None:
     with session.as_signed_in_user() as conn:
-        _report([decisions.approve(conn, session.user(), draft, st.session_state[key], now=_now())])
+        outcome = decisions.approve(conn, session.user(), draft, st.session_state[key], now=_now())
+    _decided(draft, "approve", outcome)
 
 
 def _regenerate(draft: Loaded, instruction: str) -> None:
@@ -62,7 +69,7 @@ def _regenerate(draft: Loaded, instruction: str) -> None:
         outcome = decisions.regenerate(
             conn, session.user(), draft, instruction, drafter, now=_now()
         )
-    _report([outcome])
+    _decided(draft, "regenerate", outcome)
 
 
 def _regenerate_as_asked(draft: Loaded, key: str) -> None:
@@ -72,13 +79,15 @@ def _regenerate_as_asked(draft: Loaded, key: str) -> None:
 def _reject(draft: Loaded, key: str) -> None:
     with session.as_signed_in_user() as conn:
         reason = st.session_state.get(key) or ""
-        _report([decisions.reject(conn, session.user(), draft, reason, now=_now())])
+        outcome = decisions.reject(conn, session.user(), draft, reason, now=_now())
+    _decided(draft, "reject", outcome)
 
 
 def _snooze(draft: Loaded, key: str) -> None:
     until = _now() + SNOOZES[st.session_state[key]]
     with session.as_signed_in_user() as conn:
-        _report([decisions.snooze(conn, session.user(), draft, until, now=_now())])
+        outcome = decisions.snooze(conn, session.user(), draft, until, now=_now())
+    _decided(draft, "snooze", outcome)
 
 
 def _bulk(action: str, shown: dict[Loaded, str]) -> None:
@@ -96,22 +105,6 @@ def _bulk(action: str, shown: dict[Loaded, str]) -> None:
             )
     st.session_state.pop("bulk-confirm", None)
     _report(outcomes)
-
-
-st.title("AI Inbox")
-user = session.user()
-trainer_id = None
-if user.role == "owner":
-    with session.as_signed_in_user() as conn:
-        trainers = dict(conn.execute("SELECT id, name FROM app.trainers ORDER BY name").fetchall())
-    trainer_id = st.selectbox(
-        "Trainer",
-        [None, *trainers],
-        format_func=lambda t: "All trainers" if t is None else trainers[t],
-    )
-
-for ok, detail in st.session_state.pop("inbox_results", []):
-    (st.success if ok else st.warning)(detail)
 
 
 def _client_panel(client_id: UUID) -> None:
@@ -142,10 +135,102 @@ def _client_panel(client_id: UUID) -> None:
     )  # fmt: skip
 
 
+@st.fragment
+def _card(draft_id: UUID, owner_view: bool) -> None:
+    """One draft. A decision reruns only this card, so the trainer's click is answered at
+    once; after a regeneration or a refusal it shows the draft as it now is."""
+    draft: queue.PendingDraft = st.session_state[f"draft-{draft_id}"]
+    result = st.session_state.pop(f"outcome-{draft_id}", None)
+    if result is not None:
+        action, ok, detail = result
+        (st.success if ok else st.warning)(detail)
+        if ok and action != "regenerate":
+            return  # decided: nothing more to do here
+        with session.as_signed_in_user() as conn:
+            current = queue.pending_drafts(conn, now=_now(), only=draft_id, limit=1)
+        if not current:
+            return  # withdrawn or decided elsewhere: the message says so
+        draft = st.session_state[f"draft-{draft_id}"] = current[0]
+    loaded = Loaded(draft.id, draft.updated_at)
+    version = f"{draft.id}-{draft.updated_at.timestamp()}"
+    top = st.columns([0.7, 0.3])
+    top[0].text(draft.client_name)
+    top[0].caption(
+        f"{PURPOSES.get(draft.purpose, draft.purpose)} · "
+        f"{TRIGGERS.get(draft.trigger.get('event', ''), 'trigger')} · "
+        f"{draft.created_at:%a %d %b %H:%M} UTC · {draft.channel}"
+    )
+    if draft.trainer_name and owner_view:
+        top[0].text(f"Trainer: {draft.trainer_name}")
+    if draft.risk_band:
+        top[1].metric(f"Risk: {draft.risk_band}", f"{draft.risk_score:.2f}")
+    if draft.risk_reason:
+        st.text(draft.risk_reason)
+    if draft.safety.get("failed"):
+        st.warning("Safety checks failed: " + ", ".join(draft.safety["failed"]))
+    elif draft.safety:
+        st.caption("Safety checks passed.")
+    lines = st.session_state.get(f"thread-{draft.client_id}") or []
+    if lines:
+        with st.expander("Thread", expanded=draft.purpose == "reply"):
+            st.text("\n".join(
+                f"{'Client' if line.direction == 'inbound' else 'Studio'}: {line.body}"
+                for line in lines
+            ))  # fmt: skip
+    if st.toggle("Client details", key=f"panel-{draft.id}"):
+        _client_panel(draft.client_id)
+    body_key = f"body-{version}"
+    st.text_area("Message", value=draft.body, key=body_key, height=110)
+    left, right = st.columns([0.25, 0.75])
+    left.button("Approve", key=f"approve-{version}", type="primary",
+                on_click=_approve, args=(loaded, body_key))  # fmt: skip
+    more = right.radio("Or", list(MORE), index=None, horizontal=True, key=f"more-{version}",
+                       label_visibility="collapsed")  # fmt: skip
+    if more == "Regenerate":
+        asked = f"instruction-{version}"
+        cols = st.columns(len(RESTYLED) + 1)
+        for col, style in zip(cols, RESTYLED, strict=False):
+            col.button(style.capitalize(), key=f"restyle-{style}-{version}",
+                       on_click=_regenerate, args=(loaded, style))  # fmt: skip
+        st.text_input("Or say how", key=asked, placeholder="e.g. mention the new evening slots")
+        st.button("Regenerate draft", key=f"regenerate-{version}",
+                  on_click=_regenerate_as_asked, args=(loaded, asked))  # fmt: skip
+    elif more == "Reject":
+        st.text_input("Why?", key=f"reason-{version}")
+        st.button("Reject draft", key=f"reject-{version}",
+                  on_click=_reject, args=(loaded, f"reason-{version}"))  # fmt: skip
+    elif more == "Snooze":
+        st.selectbox("For", list(SNOOZES), key=f"snooze-for-{version}")
+        st.button("Snooze draft", key=f"snooze-{version}",
+                  on_click=_snooze, args=(loaded, f"snooze-for-{version}"))  # fmt: skip
+
+
+st.title("AI Inbox")
+user = session.user()
+trainer_id = None
+if user.role == "owner":
+    with session.as_signed_in_user() as conn:
+        trainers = dict(conn.execute("SELECT id, name FROM app.trainers ORDER BY name").fetchall())
+    trainer_id = st.selectbox(
+        "Trainer",
+        [None, *trainers],
+        format_func=lambda t: "All trainers" if t is None else trainers[t],
+    )
+
 with session.as_signed_in_user() as conn:
     drafts = queue.pending_drafts(conn, now=_now(), trainer_id=trainer_id, limit=PAGE_SIZE)
     waiting = queue.pending_count(conn, now=_now(), trainer_id=trainer_id)
     threads = {d.client_id: thread(conn, d.client_id) for d in drafts}
+
+# What was decided since the last full run, for drafts no longer on the page (bulk
+# results, or a card's decision when the whole page reran first).
+listed = {str(d.id) for d in drafts}
+for key in [k for k in st.session_state if str(k).startswith("outcome-")]:
+    if key.removeprefix("outcome-") not in listed:
+        _, ok, detail = st.session_state.pop(key)
+        (st.success if ok else st.warning)(detail)
+for ok, detail in st.session_state.pop("inbox_results", []):
+    (st.success if ok else st.warning)(detail)
 
 if not drafts:
     st.info("Nothing waiting for you: every draft has been decided.")
@@ -155,54 +240,11 @@ more = f" The first {len(drafts)} are shown." if waiting > len(drafts) else ""
 st.caption(f"{waiting} {'draft' if waiting == 1 else 'drafts'} waiting, most urgent first.{more}")
 shown = {Loaded(d.id, d.updated_at): d.body for d in drafts}
 for draft in drafts:
-    loaded = Loaded(draft.id, draft.updated_at)
-    version = f"{draft.id}-{draft.updated_at.timestamp()}"
+    st.session_state[f"draft-{draft.id}"] = draft
+    st.session_state[f"thread-{draft.client_id}"] = threads[draft.client_id]
     with st.container(border=True):
-        top = st.columns([0.05, 0.65, 0.3])
-        top[0].checkbox("Select", key=f"pick-{draft.id}", label_visibility="collapsed")
-        top[1].text(draft.client_name)
-        top[1].caption(
-            f"{PURPOSES.get(draft.purpose, draft.purpose)} · "
-            f"{TRIGGERS.get(draft.trigger.get('event', ''), 'trigger')} · "
-            f"{draft.created_at:%a %d %b %H:%M} UTC · {draft.channel}"
-        )
-        if draft.trainer_name and user.role == "owner":
-            top[1].text(f"Trainer: {draft.trainer_name}")
-        if draft.risk_band:
-            top[2].metric(f"Risk: {draft.risk_band}", f"{draft.risk_score:.2f}")
-        if draft.risk_reason:
-            st.text(draft.risk_reason)
-        if draft.safety.get("failed"):
-            st.warning("Safety checks failed: " + ", ".join(draft.safety["failed"]))
-        elif draft.safety:
-            st.caption("Safety checks passed.")
-        with st.expander("Thread", expanded=draft.purpose == "reply"):
-            for line in threads[draft.client_id] or []:
-                st.text(f"{'Client' if line.direction == 'inbound' else 'Studio'}: {line.body}")
-        if st.toggle("Client details", key=f"panel-{draft.id}"):
-            _client_panel(draft.client_id)
-        body_key = f"body-{version}"
-        st.text_area("Message", value=draft.body, key=body_key, height=110)
-        left, redo, middle, right = st.columns(4)
-        left.button("Approve", key=f"approve-{version}", type="primary",
-                    on_click=_approve, args=(loaded, body_key))  # fmt: skip
-        with redo.popover("Regenerate"):
-            asked = f"instruction-{version}"
-            for style in RESTYLED:
-                st.button(style.capitalize(), key=f"restyle-{style}-{version}",
-                          on_click=_regenerate, args=(loaded, style))  # fmt: skip
-            st.text_input("Or say how", key=asked,
-                          placeholder="e.g. mention the new evening slots")  # fmt: skip
-            st.button("Regenerate draft", key=f"regenerate-{version}",
-                      on_click=_regenerate_as_asked, args=(loaded, asked))  # fmt: skip
-        with middle.popover("Reject"):
-            st.text_input("Why?", key=f"reason-{version}")
-            st.button("Reject draft", key=f"reject-{version}",
-                      on_click=_reject, args=(loaded, f"reason-{version}"))  # fmt: skip
-        with right.popover("Snooze"):
-            st.selectbox("For", list(SNOOZES), key=f"snooze-for-{version}")
-            st.button("Snooze draft", key=f"snooze-{version}",
-                      on_click=_snooze, args=(loaded, f"snooze-for-{version}"))  # fmt: skip
+        st.checkbox("Select for a bulk decision", key=f"pick-{draft.id}")
+        _card(draft.id, user.role == "owner")
 
 picked = sum(bool(st.session_state.get(f"pick-{d.id}")) for d in drafts)
 st.divider()

@@ -57,6 +57,7 @@ LEFT JOIN LATERAL (
 WHERE m.status IN ('pending_approval', 'needs_manual')
   AND (m.snoozed_until IS NULL OR m.snoozed_until <= %(now)s)
   AND (%(trainer)s::uuid IS NULL OR m.trainer_id = %(trainer)s)
+  AND (%(only)s::uuid IS NULL OR m.id = %(only)s)
 ORDER BY m.purpose = ANY(%(time_bound)s) DESC,
          CASE WHEN m.purpose = ANY(%(time_bound)s) THEN coalesce(m.scheduled_for, m.created_at) END,
          i.risk_score DESC NULLS LAST, m.created_at
@@ -84,11 +85,14 @@ def pending_drafts(
     *,
     now: datetime,
     trainer_id: UUID | None = None,
+    only: UUID | None = None,
     limit: int = 200,
 ) -> list[PendingDraft]:
-    """The drafts RLS lets this user decide on, in the order they should be decided."""
+    """The drafts RLS lets this user decide on, in the order they should be decided
+    (`only`: that one draft, if it still waits)."""
     with conn.cursor(row_factory=class_row(PendingDraft)) as cur:
         return cur.execute(
             PENDING,
-            {"now": now, "trainer": trainer_id, "limit": limit, "time_bound": list(TIME_BOUND)},
-        ).fetchall()
+            {"now": now, "trainer": trainer_id, "only": only, "limit": limit,
+             "time_bound": list(TIME_BOUND)},
+        ).fetchall()  # fmt: skip
