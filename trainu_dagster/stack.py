@@ -84,6 +84,8 @@ def service_commands(settings: Settings) -> dict[str, list[str]]:
             "true",
             "--browser.gatherUsageStats",
             "false",
+            "--client.toolbarMode",  # no "Deploy" button for studio staff
+            "minimal",
         ],
     }
 
