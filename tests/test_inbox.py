@@ -124,6 +124,30 @@ def test_the_count_covers_every_waiting_draft_beyond_the_page(fresh: World) -> N
         assert queue.pending_count(conn, now=NOW) == 0
 
 
+def test_the_page_shows_the_first_drafts_and_more_on_request(fresh: World) -> None:
+    purposes = ["confirmation", "reminder", "no_show_checkin", "reschedule_offer",
+                "re_engagement", "milestone", "reply"]  # fmt: skip
+    for client in ("a1", "a2"):
+        for purpose in purposes:
+            add_draft(fresh, client, purpose, f"{purpose} for {client}")
+    app = on_inbox("trainer-A@example.com")
+    page = inbox_page_size()
+    assert len(app.text_area) == page
+    assert app.caption[0].value == (
+        f"14 drafts waiting, most urgent first. The first {page} are shown."
+    )
+    button_labels = [b.label for b in app.button]
+    app.button[button_labels.index(f"Show {page} more")].click()
+    app.run()
+    assert len(app.text_area) == 14
+    assert f"Show {page} more" not in [b.label for b in app.button]
+
+
+def inbox_page_size() -> int:
+    page = (PROJECT_ROOT / "streamlit_app" / "views" / "inbox.py").read_text()
+    return int(page.split("PAGE_SIZE = ", 1)[1].split()[0])
+
+
 def test_a_snoozed_draft_leaves_the_inbox_until_its_time(fresh: World) -> None:
     draft = add_draft(fresh, "a1", "milestone")
     later = NOW + timedelta(hours=4)

@@ -22,7 +22,7 @@ from trainu_dagster.reporting import client_goals, client_panel
 from trainu_dagster.reporting.threads import thread
 from trainu_dagster.settings import get_settings
 
-PAGE_SIZE = 25
+PAGE_SIZE = 10  # the first render stays quick; "Show more" adds the next ones
 PURPOSES = {
     "confirmation": "Booking confirmation",
     "reminder": "Session reminder",
@@ -218,7 +218,8 @@ if user.role == "owner":
     )
 
 with session.as_signed_in_user() as conn:
-    drafts = queue.pending_drafts(conn, now=_now(), trainer_id=trainer_id, limit=PAGE_SIZE)
+    limit = st.session_state.setdefault("inbox-limit", PAGE_SIZE)
+    drafts = queue.pending_drafts(conn, now=_now(), trainer_id=trainer_id, limit=limit)
     waiting = queue.pending_count(conn, now=_now(), trainer_id=trainer_id)
     threads = {d.client_id: thread(conn, d.client_id) for d in drafts}
 
@@ -245,6 +246,10 @@ for draft in drafts:
     with st.container(border=True):
         st.checkbox("Select for a bulk decision", key=f"pick-{draft.id}")
         _card(draft.id, user.role == "owner")
+
+if waiting > len(drafts):
+    st.button(f"Show {PAGE_SIZE} more", on_click=lambda: st.session_state.update(
+        {"inbox-limit": st.session_state["inbox-limit"] + PAGE_SIZE}))  # fmt: skip
 
 picked = sum(bool(st.session_state.get(f"pick-{d.id}")) for d in drafts)
 st.divider()
