@@ -107,6 +107,10 @@ def _bulk(action: str, shown: dict[Loaded, str]) -> None:
     _report(outcomes)
 
 
+def _show_more() -> None:
+    st.session_state["inbox-limit"] += PAGE_SIZE
+
+
 def _client_panel(client_id: UUID) -> None:
     """The client's risk over time, bookings and goals (read when the panel is opened)."""
     with session.as_signed_in_user() as conn:
@@ -248,8 +252,7 @@ for draft in drafts:
         _card(draft.id, user.role == "owner")
 
 if waiting > len(drafts):
-    st.button(f"Show {PAGE_SIZE} more", on_click=lambda: st.session_state.update(
-        {"inbox-limit": st.session_state["inbox-limit"] + PAGE_SIZE}))  # fmt: skip
+    st.button(f"Show {PAGE_SIZE} more", on_click=_show_more)
 
 picked = sum(bool(st.session_state.get(f"pick-{d.id}")) for d in drafts)
 st.divider()
