@@ -43,7 +43,7 @@ EXPECTED_TABLES = {
         "events",
         "audit_log",
     },
-    "ops": {"sync_queue", "webhook_rejections"},
+    "ops": {"sync_queue", "webhook_rejections", "ghl_request_budget", "ghl_requests"},
 }
 
 

@@ -5,6 +5,8 @@ wherever the sending process dies."""
 from __future__ import annotations
 
 import random
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -38,7 +40,7 @@ ZONES = ["Pacific/Honolulu", "America/Los_Angeles", "America/New_York", "Europe/
          "Asia/Dubai", "Asia/Kolkata", "Asia/Tokyo", "Australia/Sydney"]  # fmt: skip
 
 
-def zone_where(hours: range) -> str:
+def zone_where(hours: range | list[int]) -> str:
     """A timezone whose local hour now is in `hours` (the tests run at any time of day)."""
     now = datetime.now(UTC)
     return next(z for z in ZONES if now.astimezone(ZoneInfo(z)).hour in hours)
@@ -202,7 +204,7 @@ def test_approved_messages_go_once_with_the_approved_text_and_nothing_else_goes(
 def test_outside_the_clients_window_it_waits_then_goes_at_8(
     database: Database, studio: Studio, sim_url: str, fresh: dict[str, Any]
 ) -> None:
-    late = zone_where(range(22, 24)) if datetime.now(UTC).hour % 2 else zone_where(range(0, 6))
+    late = zone_where([22, 23, 0, 1, 2, 3, 4, 5])  # some zone is always there: 8 hours wide
     with database.connect() as conn:
         conn.execute("UPDATE app.locations SET timezone = %s WHERE location_id = %s",
                      (late, LOCATION))  # fmt: skip
@@ -536,3 +538,197 @@ def test_operators_pause_resume_inspect_and_send_one_from_the_cli(
     assert len(in_ghl(studio, text)) == 1
     bad = trainu("outbox", "pause", "no-such-studio", database=database)
     assert bad.returncode == 1 and "unknown studio" in bad.stderr
+
+
+# --- several studios at once ---------------------------------------------------------------
+
+OTHER = "loc-outbox-b"
+
+
+class PerStudio:
+    """What the outbox asks of GHL, each studio through its own client (its own simulator
+    here, as each GHL location has its own limit), every client with one budget."""
+
+    def __init__(self, clients: dict[str, GhlClient]) -> None:
+        self.clients = clients
+
+    def send_message(self, location_id: str, **options: Any) -> dict[str, Any]:
+        return self.clients[location_id].send_message(location_id, **options)
+
+    def conversations(self, location_id: str, **options: Any) -> list[dict[str, Any]]:
+        return self.clients[location_id].conversations(location_id, **options)
+
+    def conversation_messages(self, location_id: str, *args: Any, **options: Any):  # noqa: ANN201
+        return self.clients[location_id].conversation_messages(location_id, *args, **options)
+
+
+@pytest.fixture(scope="module")
+def other_studio() -> Studio:
+    return generate_studio(OTHER, trainers=1, clients=30, days=5, seed=12)
+
+
+@pytest.fixture(scope="module")
+def other_url(other_studio: Studio) -> Iterator[str]:
+    with running_simulator(other_studio, rate_limit=None) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def other_world(database: Database, other_studio: Studio, world: dict[str, Any]) -> dict[str, Any]:
+    contacts = [c for c in other_studio.contacts.values()
+                if not c["deleted"] and c.get("phone") and not c["dnd"]]  # fmt: skip
+    with database.connect() as conn:
+        conn.execute(
+            """INSERT INTO app.locations (location_id, name, timezone, burst_limit,
+                   max_messages_per_day, max_messages_per_week)
+               VALUES (%s, 'Other Gym', %s, 100000, 20, 50)""",
+            (OTHER, zone_where(range(10, 18))),
+        )
+        clients = {
+            c["id"]: conn.execute(
+                """INSERT INTO app.clients (location_id, ghl_contact_id, name, phone)
+                   VALUES (%s, %s, %s, %s) RETURNING id""",
+                (OTHER, c["id"], c.get("name") or "Client", c["phone"]),
+            ).fetchone()[0]
+            for c in contacts
+        }
+    # `approve` writes as the first studio's owner: an approval's author is not checked here
+    return {"owner": world["owner"], "clients": clients, "contacts": list(clients)}
+
+
+def approve_in(database: Database, studio_world: dict[str, Any], location: str, contact: str,
+               text: str) -> UUID:  # fmt: skip
+    with database.connect() as conn:
+        return conn.execute(
+            """INSERT INTO app.messages (location_id, client_id, direction, channel, status,
+                   body, draft_body, generator, purpose, approved_body, approved_by,
+                   approved_at, trigger)
+               VALUES (%s, %s, 'outbound', 'SMS', 'approved', %s, %s, 'template',
+                       're_engagement', %s, %s, now(), '{}')
+               RETURNING id""",
+            (location, studio_world["clients"][contact], text, text, text,
+             studio_world["owner"].id),
+        ).fetchone()[0]  # fmt: skip
+
+
+@contextmanager
+def both_studios(sim_url: str, other_url: str, budget: Any = UNLIMITED) -> Iterator[PerStudio]:
+    with (
+        GhlClient(SIM_TOKEN, base_url=sim_url, budget=budget) as first,
+        GhlClient(SIM_TOKEN, base_url=other_url, budget=budget) as second,
+    ):
+        yield PerStudio({LOCATION: first, OTHER: second})
+
+
+def drain_both(database: Database, router: PerStudio, **options: Any) -> outbox.Report:
+    with database.connect(autocommit=True) as conn:
+        return outbox.drain(conn, router, run_id="test-run", approval_expiry=EXPIRY,  # type: ignore[arg-type]
+                            **{"cap": 500, "lease": LEASE, **options})  # fmt: skip
+
+
+def sent_at(database: Database, ids: list[UUID]) -> list[datetime]:
+    with database.connect() as conn:
+        return [r[0] for r in conn.execute(
+            "SELECT sent_at FROM app.messages WHERE id = ANY(%s) ORDER BY sent_at", (ids,),
+        )]  # fmt: skip
+
+
+def test_a_studio_waiting_on_its_rate_limit_does_not_hold_up_another(
+    database: Database, studio: Studio, sim_url: str, fresh: dict[str, Any],
+    other_studio: Studio, other_url: str, other_world: dict[str, Any],
+) -> None:  # fmt: skip
+    # the first studio's messages were approved first, and it can send 3 per 3 seconds
+    slow = [approve_in(database, fresh, LOCATION, c, f"Slow studio {c}")
+            for c in fresh["contacts"][40:46]]  # fmt: skip
+    quick = [approve_in(database, other_world, OTHER, c, f"Other studio {c}")
+             for c in other_world["contacts"][:3]]  # fmt: skip
+    with both_studios(sim_url, other_url, RequestBudget(requests=3, window=3.0)) as router:
+        report = drain_both(database, router)
+    assert report.sent == 9
+    first_slow, last_quick = sent_at(database, slow), sent_at(database, quick)
+    # the other studio was done while the first waited for its window to pass
+    assert max(last_quick) < first_slow[3]
+    assert first_slow[3] - first_slow[0] >= timedelta(seconds=2.9)
+    assert all(len(in_ghl(studio, f"Slow studio {c}")) == 1 for c in fresh["contacts"][40:46])
+    assert all(len(in_ghl(other_studio, f"Other studio {c}")) == 1
+               for c in other_world["contacts"][:3])  # fmt: skip
+
+
+def test_a_worker_dying_stops_the_others_and_nothing_is_doubled_or_lost(
+    database: Database, studio: Studio, sim_url: str, fresh: dict[str, Any],
+    other_studio: Studio, other_url: str, other_world: dict[str, Any],
+) -> None:  # fmt: skip
+    texts = {approve_in(database, fresh, LOCATION, c, f"Dies {c}"): (studio, f"Dies {c}")
+             for c in fresh["contacts"][50:52]}  # fmt: skip
+    others = {approve_in(database, other_world, OTHER, c, f"Goes on {c}"):
+              (other_studio, f"Goes on {c}") for c in other_world["contacts"][3:9]}  # fmt: skip
+    texts |= others
+
+    in_hand, crashed = threading.Event(), threading.Event()
+
+    def crash_or_dawdle(step: str, message_id: UUID) -> None:
+        # the first studio's worker dies while the other one is sending its first message
+        if step == "sending" and message_id not in others:
+            in_hand.wait(timeout=10)
+            crashed.set()
+            raise Crash(step)
+        if step == "claimed" and message_id in others and not in_hand.is_set():
+            in_hand.set()
+            crashed.wait(timeout=10)
+            time.sleep(1.0)  # the run has seen the error by the time this send is done
+
+    outbox.checkpoint = crash_or_dawdle
+    with both_studios(sim_url, other_url) as router, pytest.raises(Crash):
+        drain_both(database, router)
+    outbox.checkpoint = lambda s, m: None
+    with database.connect() as conn:
+        after_crash = dict(conn.execute(
+            "SELECT id, status FROM app.messages WHERE id = ANY(%s)", (list(texts),),
+        ).fetchall())  # fmt: skip
+        released = conn.execute(
+            """SELECT count(*) FROM app.events WHERE event_type = 'message_released'
+               AND entity_id = ANY(%s) AND properties->>'reason' = 'send run stopped'""",
+            ([str(m) for m in others],),
+        ).fetchone()[0]
+    # the other studio's worker sent the message in hand and gave the rest back at once
+    assert [after_crash[m] for m in others].count("sent") == 1
+    assert released == [after_crash[m] for m in others].count("approved") == 5
+    with both_studios(sim_url, other_url) as router:
+        drain_both(database, router, lease=timedelta(0))  # the dead claim, reconciled
+    assert {row(database, m)["status"] for m in texts} == {"sent"}
+    assert [len(in_ghl(where, text)) for where, text in texts.values()] == [1] * len(texts)
+
+
+def test_the_run_cap_holds_across_studios(
+    database: Database, studio: Studio, sim_url: str, fresh: dict[str, Any],
+    other_studio: Studio, other_url: str, other_world: dict[str, Any],
+) -> None:  # fmt: skip
+    ids = [approve_in(database, fresh, LOCATION, c, f"Capped {c}")
+           for c in fresh["contacts"][60:65]]  # fmt: skip
+    ids += [approve_in(database, other_world, OTHER, c, f"Capped {c}")
+            for c in other_world["contacts"][10:15]]  # fmt: skip
+    with both_studios(sim_url, other_url) as router:
+        assert drain_both(database, router, cap=4).sent == 4
+        statuses = [row(database, m)["status"] for m in ids]
+        assert (statuses.count("sent"), statuses.count("approved")) == (4, 6)
+        assert drain_both(database, router).sent == 6
+
+
+def test_the_send_job_takes_its_slots_from_the_shared_budget(
+    database: Database, studio: Studio, sim_url: str, fresh: dict[str, Any]
+) -> None:
+    message_id, text = approve(database, fresh, fresh["contacts"][66])
+    with database.connect() as conn:
+        conn.execute("TRUNCATE ops.ghl_requests")
+    result = send_messages.execute_in_process(resources={
+        "database": PostgresResource(database_url=database.url()),
+        "ghl": GhlResource(base_url=sim_url, token=SIM_TOKEN),
+    })  # fmt: skip
+    assert result.success and row(database, message_id)["status"] == "sent"
+    with database.connect() as conn:
+        logged = conn.execute(
+            "SELECT count(*), count(answered_at) FROM ops.ghl_requests WHERE location_id = %s",
+            (LOCATION,),
+        ).fetchone()
+    assert logged == (1, 1)  # the send's one request, answered, in the budget every run reads
+    assert len(in_ghl(studio, text)) == 1

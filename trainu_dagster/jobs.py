@@ -133,10 +133,12 @@ def send_due_messages(
     context: OpExecutionContext, database: PostgresResource, ghl: GhlResource
 ) -> None:
     settings = get_settings()
-    with ghl.client() as client, database.connect(autocommit=True) as conn:
+    app_database = database.database()
+    with ghl.client(database) as client, app_database.connect(autocommit=True) as conn:
         report = outbox.drain(
             conn, client, run_id=context.run_id, cap=settings.outbox_run_cap,
             approval_expiry=timedelta(hours=settings.approval_expiry_hours), lease=outbox_lease(),
+            connect=lambda: app_database.connect(autocommit=True),  # a studio's worker's own
         )  # fmt: skip
     context.log.info(
         f"{report.sent} sent ({report.reconciled} reconciled with GHL), {report.held} held, "
@@ -183,7 +185,7 @@ def pull_ghl_streams(
     ghl: GhlResource,
 ) -> None:
     options = config.options()
-    with ghl.client() as client, database.connect(autocommit=True) as conn:
+    with ghl.client(database) as client, database.connect(autocommit=True) as conn:
         for location_id in backfilled_locations(conn):
             for stream in STREAMS:
                 result = pull_stream(conn, client, location_id, stream, options=options)
@@ -253,7 +255,7 @@ def backfill_studio_history(
         for materialization in pulled(result):
             context.log_event(materialization)
 
-    with ghl.client() as client, database.connect(autocommit=True) as conn:
+    with ghl.client(database) as client, database.connect(autocommit=True) as conn:
         since = backfill.load(conn, config.location_id).since
         context.log.info(f"{config.location_id}: pulling history since {since:%Y-%m-%d}")
         backfill.run_backfill(conn, client, config.location_id, on_page=page, on_stream=stream_done)

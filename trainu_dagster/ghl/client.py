@@ -4,26 +4,31 @@ It sends the dated v2 `Version` each API names (GHL also accepts `v3` on these e
 the simulator and its contract tests cover both).
 
 GHL allows 100 requests per 10 s and 200,000 per day per location. The client keeps under
-both itself (`RequestBudget`), so a well-behaved pull never sees a 429; when one comes
-anyway (another app sharing the location's quota) it waits as long as GHL says and tries
-again. 5xx answers and connection failures are retried with exponential backoff, except
-for sending a message, which is not idempotent: it is retried only when GHL provably did
-not act on it (429, or the connection was never made).
+both itself, so a well-behaved pull never sees a 429: `RequestBudget` within one process,
+`PostgresRequestBudget` for every process using one database (the pipelines: a send run
+and a pull run share each studio's budget). When a 429 comes anyway (another app sharing
+the location's quota) it waits as long as GHL says and tries again. 5xx answers and
+connection failures are retried with exponential backoff, except for sending a message,
+which is not idempotent: it is retried only when GHL provably did not act on it (429, or
+the connection was never made).
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Literal
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, Protocol
 
 import httpx
 import orjson
+import psycopg
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -75,6 +80,18 @@ class RetryableGhlError(GhlError):
 
 class DailyLimitReached(GhlError):
     """The location's daily quota is spent; pulls stop and resume from their cursor later."""
+
+
+class Budget(Protocol):
+    """What the client asks of a request budget (`RequestBudget`, `PostgresRequestBudget`)."""
+
+    def slot(self, location_id: str) -> AbstractContextManager[None]:
+        """Wait for a request slot, hold it while the request is in flight, log the answer."""
+        ...
+
+    def exhaust_day(self, location_id: str) -> None:
+        """GHL says the location's daily quota is spent: no more requests today."""
+        ...
 
 
 @dataclass
@@ -140,6 +157,144 @@ class RequestBudget:
             self._days[location_id] = (datetime.now(UTC).date().isoformat(), self.daily)
 
 
+SLOT_LOCK = """
+INSERT INTO ops.ghl_request_budget AS b (location_id) VALUES (%(location)s)
+ON CONFLICT (location_id) DO UPDATE SET location_id = excluded.location_id
+RETURNING clock_timestamp() AS now, (clock_timestamp() AT TIME ZONE 'UTC')::date AS today,
+          CASE WHEN b.day = (clock_timestamp() AT TIME ZONE 'UTC')::date THEN b.used ELSE 0 END
+              AS used
+"""
+# A logged request counts while in flight (until `abandoned` after it started: its process
+# died) and for `keep` after its answer; the rest is deleted as the slot is taken.
+SLOT_COUNT = """
+WITH gone AS (
+    DELETE FROM ops.ghl_requests
+    WHERE location_id = %(location)s
+      AND (answered_at < %(now)s - %(keep)s
+           OR (answered_at IS NULL AND started_at < %(now)s - %(abandoned)s))
+)
+SELECT count(*), min(answered_at) FROM ops.ghl_requests
+WHERE location_id = %(location)s
+  AND (answered_at >= %(now)s - %(keep)s
+       OR (answered_at IS NULL AND started_at >= %(now)s - %(abandoned)s))
+"""
+SLOT_TAKE = """
+WITH counted AS (
+    UPDATE ops.ghl_request_budget SET day = %(today)s, used = %(used)s + 1
+    WHERE location_id = %(location)s
+)
+INSERT INTO ops.ghl_requests (location_id, started_at, holder)
+VALUES (%(location)s, %(now)s, %(holder)s) RETURNING id
+"""
+
+
+@dataclass
+class PostgresRequestBudget:
+    """`RequestBudget`'s rules kept in the application database (`ops.ghl_request_budget`,
+    `ops.ghl_requests`), so every process calling GHL for a studio (send runs, pulls,
+    backfills) shares one budget per location.
+
+    Taking a slot locks the studio's budget row, counts the requests in flight and those
+    answered within the window, and logs the new one as in flight; its answer is stamped
+    when it arrives, and it counts until then plus the window. The database's clock is
+    the one every process reads. A request left in flight by a process that died keeps its
+    slot for `abandoned_after` seconds (longer than any request can take: the client's
+    timeout, then the window), then frees it. `connect` opens a connection to the
+    application database as the administrative role; each thread borrows its own.
+    """
+
+    connect: Callable[[], psycopg.Connection]
+    requests: int = 100
+    window: float = 10.0
+    daily: int = 200_000
+    margin: float = 0.05
+    abandoned_after: float = 120.0
+    sleep: Callable[[float], None] = time.sleep
+    _idle: list[psycopg.Connection] = field(default_factory=list, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _holder: str = field(default="", init=False)  # who took a slot: host and process
+
+    def __post_init__(self) -> None:
+        self._holder = f"{socket.gethostname()}:{os.getpid()}"
+
+    @contextmanager
+    def slot(self, location_id: str) -> Iterator[None]:
+        while True:
+            request_id, wait = self._try_acquire(location_id)
+            if request_id is not None:
+                break
+            self.sleep(wait)
+        try:
+            yield
+        finally:
+            try:
+                with self._connection() as conn:
+                    conn.execute(
+                        "UPDATE ops.ghl_requests SET answered_at = clock_timestamp() WHERE id = %s",
+                        (request_id,),
+                    )
+            except psycopg.Error as error:  # the slot frees itself after `abandoned_after`
+                log.warning("ghl_budget_unrecorded", location_id=location_id, error=str(error))
+
+    def _try_acquire(self, location_id: str) -> tuple[int | None, float]:
+        """Take a slot: (its log id, 0); or (None, how long to wait for one)."""
+        keep = timedelta(seconds=self.window + self.margin)
+        with self._connection() as conn, conn.transaction():
+            now, today, used = conn.execute(SLOT_LOCK, {"location": location_id}).fetchone()
+            if used >= self.daily:
+                exhausted = True
+            else:
+                exhausted = False
+                counted, oldest = conn.execute(SLOT_COUNT, {
+                    "location": location_id, "now": now, "keep": keep,
+                    "abandoned": timedelta(seconds=self.abandoned_after),
+                }).fetchone()  # fmt: skip
+                if counted >= self.requests:
+                    if oldest is None:  # every slot is in flight: one frees when it is answered
+                        return None, 0.01
+                    return None, max((oldest + keep - now).total_seconds(), 0.001)
+                request_id = conn.execute(SLOT_TAKE, {
+                    "location": location_id, "now": now, "today": today, "used": used,
+                    "holder": self._holder,
+                }).fetchone()[0]  # fmt: skip
+        if exhausted:
+            raise DailyLimitReached(429, f"daily limit of {self.daily} requests reached")
+        return request_id, 0.0
+
+    def exhaust_day(self, location_id: str) -> None:
+        with self._connection() as conn:
+            conn.execute(
+                """INSERT INTO ops.ghl_request_budget AS b (location_id, day, used)
+                   VALUES (%(location)s, (clock_timestamp() AT TIME ZONE 'UTC')::date, %(daily)s)
+                   ON CONFLICT (location_id) DO UPDATE SET day = excluded.day,
+                       used = CASE WHEN b.day = excluded.day THEN greatest(b.used, excluded.used)
+                                   ELSE excluded.used END""",
+                {"location": location_id, "daily": self.daily},
+            )
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection]:
+        """An idle autocommit connection of this budget's, or a new one."""
+        with self._lock:
+            conn = self._idle.pop() if self._idle else None
+        if conn is None or conn.closed:
+            conn = self.connect()
+            conn.autocommit = True
+        try:
+            yield conn
+        except BaseException:
+            conn.close()  # broken or interrupted mid-statement: never reused
+            raise
+        with self._lock:
+            self._idle.append(conn)
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+
 @dataclass(frozen=True)
 class Page:
     """Records of one response and the cursor that resumes right after them."""
@@ -198,7 +353,7 @@ class GhlClient:
         *,
         base_url: str = DEFAULT_BASE_URL,
         timeout: float = 30.0,
-        budget: RequestBudget | None = None,
+        budget: Budget | None = None,
         max_attempts: int = 6,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
@@ -208,7 +363,7 @@ class GhlClient:
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
             transport=transport,
         )
-        self.budget = budget or RequestBudget()
+        self.budget: Budget = budget or RequestBudget()
         self._max_attempts = max_attempts
 
     def close(self) -> None:

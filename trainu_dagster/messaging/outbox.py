@@ -1,6 +1,8 @@
 """The outbox: every approved message sent through GHL exactly once, within the rules.
 
-A send run (`drain`) repeats three steps until nothing is due:
+A send run (`drain`) gives each studio with messages due a worker of its own (its own
+connection; a studio waiting on GHL's rate limit holds up no other), which repeats three
+steps until nothing is due there:
 
 1. **claim**, one transaction: approved messages that are due, locked `FOR UPDATE SKIP
    LOCKED` so concurrent runs never share one; every rule re-checked (`policy.decide`) on
@@ -22,8 +24,10 @@ the message's correlation id.
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -47,6 +51,7 @@ ACTOR = "system:outbox"
 BATCH = 50
 BURST_WINDOW = timedelta(minutes=10)
 MAX_ATTEMPTS = 8
+PARALLEL_STUDIOS = 8  # studios one send run sends to at once, each on its own connection
 CLOCK_SKEW = timedelta(minutes=2)  # GHL's clock against ours, when matching a lost send
 Clock = Callable[[], datetime]
 # Test seam for crash injection: called with each step's name ("claimed", "sending",
@@ -98,22 +103,136 @@ def drain(
     lease: timedelta,
     clock: Clock = lambda: datetime.now(UTC),
     only: UUID | None = None,
+    connect: Callable[[], psycopg.Connection] | None = None,
+    parallel: int = PARALLEL_STUDIOS,
 ) -> Report:
     """Send what is due until nothing is, or `cap` messages have gone (`only`: just that
     message). `conn` must be in autocommit mode: each step commits on its own, so a crash
-    loses at most one step."""
+    loses at most one step.
+
+    Each studio with messages due gets a worker of its own (up to `parallel` at once, each
+    on its own autocommit connection from `connect`, by default one like `conn`): a studio
+    waiting on GHL's rate limit never holds up another. Within a studio the worker claims
+    and sends one after another, as a single run did. A worker that fails makes the others
+    stop after the message in hand (what they claimed and did not send goes back to
+    approved) and the run re-raises its error."""
     report = recover(conn, ghl, now=clock(), lease=lease)
-    while report.sent < cap:
-        limit = min(BATCH, cap - report.sent)
-        with conn.transaction():
-            claims, step = claim(conn, run_id=run_id, now=clock(), limit=limit,
-                                 approval_expiry=approval_expiry, only=only)  # fmt: skip
-        report.add(step)
-        if not claims:
-            break
-        for one in claims:
-            report.add(send(conn, ghl, one, run_id=run_id, clock=clock))
+    run = _Run(ghl, run_id=run_id, approval_expiry=approval_expiry, clock=clock, only=only,
+               connect=connect or _connector(conn),
+               allowance=_Allowance(cap - report.sent))  # fmt: skip
+    started: set[str] = set()
+    pending: set[Future[Report]] = set()
+    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="outbox") as pool:
+        try:
+            while True:
+                for location_id in _due_locations(conn, now=clock(), only=only):
+                    if location_id not in started:  # a studio once per run; the next run
+                        started.add(location_id)  # takes what was approved after it finished
+                        pending.add(pool.submit(run.studio, location_id))
+                if not pending:
+                    break
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    report.add(future.result())  # a worker's error is the run's
+        except BaseException:
+            run.stop.set()
+            wait(pending)
+            raise
     return report
+
+
+class _Allowance:
+    """The run's cap, shared by its workers: each claims only what may still be sent, and
+    gives back what it claimed room for but did not send."""
+
+    def __init__(self, cap: int) -> None:
+        self._left = max(cap, 0)
+        self._reserved = 0
+        self._changed = threading.Condition()
+
+    def take(self, most: int, stop: threading.Event) -> int:
+        with self._changed:
+            while self._left == 0 and self._reserved > 0 and not stop.is_set():
+                self._changed.wait(0.5)  # another worker may give some back
+            taken = min(most, self._left)
+            self._left -= taken
+            self._reserved += taken
+            return taken
+
+    def settle(self, taken: int, sent: int) -> None:
+        with self._changed:
+            self._left += taken - sent
+            self._reserved -= taken
+            self._changed.notify_all()
+
+
+@dataclass
+class _Run:
+    ghl: GhlClient
+    run_id: str
+    approval_expiry: timedelta
+    clock: Clock
+    only: UUID | None
+    connect: Callable[[], psycopg.Connection]
+    allowance: _Allowance
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def studio(self, location_id: str) -> Report:
+        """One studio's worker: claim and send its due messages until none is left."""
+        report = Report()
+        with self.connect() as conn:
+            conn.autocommit = True
+            while not self.stop.is_set():
+                taken = self.allowance.take(BATCH, self.stop)
+                sent_before = report.sent
+                try:
+                    if not taken or self.stop.is_set():
+                        break
+                    with conn.transaction():
+                        claims, step = claim(conn, run_id=self.run_id, now=self.clock(),
+                                             limit=taken, approval_expiry=self.approval_expiry,
+                                             only=self.only, location_id=location_id)  # fmt: skip
+                    report.add(step)
+                    if not claims:
+                        break
+                    for index, one in enumerate(claims):
+                        if self.stop.is_set():
+                            report.released += self._give_back(conn, claims[index:])
+                            break
+                        report.add(send(conn, self.ghl, one, run_id=self.run_id, clock=self.clock))
+                finally:
+                    self.allowance.settle(taken, report.sent - sent_before)
+        return report
+
+    def _give_back(self, conn: psycopg.Connection, claims: list[Claim]) -> int:
+        """Claims this run will not send (another worker failed): approved again at once.
+        GHL was never asked for them, so nothing needs looking up."""
+        for one in claims:
+            with conn.transaction():
+                _release(conn, one, None, "send run stopped", self.clock())
+        return len(claims)
+
+
+def _due_locations(conn: psycopg.Connection, *, now: datetime, only: UUID | None) -> list[str]:
+    """Studios with messages due (what `claim` would lock), the longest waiting first."""
+    return [row[0] for row in conn.execute(
+        """SELECT m.location_id FROM app.messages m
+           JOIN app.locations l ON l.location_id = m.location_id
+           WHERE m.status = 'approved' AND m.direction = 'outbound'
+             AND l.sending_paused_at IS NULL
+             AND coalesce(greatest(m.held_until, m.scheduled_for), '-infinity') <= %(now)s
+             AND (%(only)s::uuid IS NULL OR m.id = %(only)s)
+           GROUP BY m.location_id
+           ORDER BY min(coalesce(greatest(m.held_until, m.scheduled_for), m.approved_at))""",
+        {"now": now, "only": only},
+    )]  # fmt: skip
+
+
+def _connector(conn: psycopg.Connection) -> Callable[[], psycopg.Connection]:
+    """New autocommit connections with `conn`'s parameters (its password included)."""
+    dsn, password = conn.info.dsn, conn.info.password
+    extra = {"password": password} if password else {}
+    return lambda: psycopg.connect(dsn, autocommit=True, **extra)
 
 
 def work_waiting(conn: psycopg.Connection, *, now: datetime, lease: timedelta) -> int:
@@ -183,6 +302,7 @@ JOIN app.locations l ON l.location_id = m.location_id
 WHERE m.status = 'approved' AND m.direction = 'outbound' AND l.sending_paused_at IS NULL
   AND coalesce(greatest(m.held_until, m.scheduled_for), '-infinity') <= %(now)s
   AND (%(only)s::uuid IS NULL OR m.id = %(only)s)
+  AND (%(location)s::text IS NULL OR m.location_id = %(location)s)
 ORDER BY coalesce(greatest(m.held_until, m.scheduled_for), m.approved_at), m.id
 LIMIT %(limit)s
 FOR UPDATE OF m SKIP LOCKED
@@ -197,11 +317,15 @@ def claim(
     limit: int,
     approval_expiry: timedelta,
     only: UUID | None = None,
+    location_id: str | None = None,
 ) -> tuple[list[Claim], Report]:
-    """Lock what is due, decide each, and claim those to send (the caller commits)."""
+    """Lock what is due (`location_id`: in that studio only), decide each, and claim those
+    to send (the caller commits)."""
     report = Report()
     with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(DUE, {"now": now, "limit": limit, "only": only}).fetchall()
+        rows = cur.execute(
+            DUE, {"now": now, "limit": limit, "only": only, "location": location_id}
+        ).fetchall()
     if not rows:
         return [], report
     clients = list({row["client_id"] for row in rows})

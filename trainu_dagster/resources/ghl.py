@@ -7,7 +7,8 @@ from contextlib import contextmanager
 
 from dagster import ConfigurableResource
 
-from trainu_dagster.ghl.client import GhlClient
+from trainu_dagster.ghl.client import GhlClient, PostgresRequestBudget
+from trainu_dagster.resources.postgres import PostgresResource
 from trainu_dagster.settings import Settings
 
 
@@ -19,7 +20,9 @@ class GhlResource(ConfigurableResource):
     token: str | None = None
 
     @contextmanager
-    def client(self) -> Iterator[GhlClient]:
+    def client(self, database: PostgresResource | None = None) -> Iterator[GhlClient]:
+        """A client; with `database`, its request budget is the one every run shares in
+        that database (GHL's limit is per location, whichever process asks), else its own."""
         settings = Settings()
         token = self.token or (
             settings.ghl_token.get_secret_value() if settings.ghl_token else None
@@ -27,5 +30,14 @@ class GhlResource(ConfigurableResource):
         if not token:
             raise ValueError("no GHL token: set TRAINU_GHL_TOKEN (or run `trainu up`, which "
                              "points TrainU at the local GHL simulator)")  # fmt: skip
-        with GhlClient(token, base_url=self.base_url or settings.ghl_base_url) as client:
-            yield client
+        budget = None
+        if database is not None:
+            app_database = database.database()
+            budget = PostgresRequestBudget(lambda: app_database.connect(autocommit=True))
+        try:
+            with GhlClient(token, base_url=self.base_url or settings.ghl_base_url,
+                           budget=budget) as client:  # fmt: skip
+                yield client
+        finally:
+            if budget is not None:
+                budget.close()
