@@ -3,7 +3,7 @@
 UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 
-.PHONY: up test install manifest browser bench-webhooks bench-pulls bench-dbt bench-ingest bench-insights bench-drafts
+.PHONY: up test install manifest browser bench-webhooks bench-pulls bench-dbt bench-ingest bench-insights bench-drafts bench-outbox bench-app
 
 install:
 	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --quiet --user "uv==$(UV_VERSION)"
@@ -45,3 +45,12 @@ bench-insights: manifest
 
 bench-drafts: manifest
 	"$(UV)" run python benchmarks/drafts.py
+
+# Sending: a burst against GHL's limits, and approval → sent on a real Dagster daemon
+# (which loads the code location, so it needs dbt's manifest).
+bench-outbox: manifest
+	"$(UV)" run python benchmarks/outbox.py
+
+# The app in Debian's Chromium (the `browser` target installs it), as the browser tests run it.
+bench-app: manifest browser
+	"$(UV)" run python benchmarks/app_browser.py

@@ -17,12 +17,17 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def start_database(name: str) -> tuple[Database, Path]:
-    """An embedded server in a new temporary directory, migrated to head."""
+    """An embedded server in a new temporary directory, migrated to head (stopped and
+    removed again if that fails, so a broken migration leaves no server behind)."""
     work = Path(tempfile.mkdtemp(prefix=f"trainu-bench-{name}-"))
     status = embedded.start(work / "pgdata")
-    database = Database(make_url(status.url("trainu")), "trainu_dagster", {})
-    ensure_database_exists(database, "trainu")
-    migrate.upgrade(database)
+    try:
+        database = Database(make_url(status.url("trainu")), "trainu_dagster", {})
+        ensure_database_exists(database, "trainu")
+        migrate.upgrade(database)
+    except BaseException:
+        stop_database(work)
+        raise
     return database, work
 
 
