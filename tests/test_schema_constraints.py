@@ -48,6 +48,8 @@ def test_one_client_per_ghl_contact_per_location(admin_conn: psycopg.Connection,
 
 
 def _message(conn: psycopg.Connection, ids: dict, status: str, **columns: object) -> None:
+    if status == "queued":  # a queued message is a send run's claim: who and when
+        columns = {"claimed_at": "2026-11-01T10:05Z", "claimed_by": "run-1", **columns}
     names = ["location_id", "client_id", "direction", "channel", "status", "body", *columns]
     values = ["L1", ids["client"], "outbound", "SMS", status, "Hi!", *columns.values()]
     conn.execute(
