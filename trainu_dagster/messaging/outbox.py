@@ -410,7 +410,7 @@ def _suppress(conn: psycopg.Connection, message_id: UUID, reason: str, now: date
            WHERE id = %s RETURNING location_id, correlation_id""",
         (reason, now, message_id),
     ).fetchone()
-    _product_event(conn, "message_suppressed", message_id, row[0], row[1], {"reason": reason})
+    _event(conn, "message_suppressed", message_id, row[0], row[1], {"reason": reason}, product=True)
 
 
 def _back_to_inbox(conn: psycopg.Connection, row: dict, now: datetime) -> None:
@@ -640,9 +640,9 @@ def _mark_sent(
     if row is None:  # a reconciliation got there first
         log.warning("sent message was no longer queued", message_id=str(claim.id))
         return
-    _product_event(conn, "message_sent", claim.id, claim.location_id, claim.correlation_id,
+    _event(conn, "message_sent", claim.id, claim.location_id, claim.correlation_id,
                    {"channel": claim.channel, "purpose": claim.purpose, "run_id": run_id,
-                    "ghl_message_id": message_id})  # fmt: skip
+                    "ghl_message_id": message_id}, product=True)  # fmt: skip
     if message_id:  # GHL's delivery report may have landed before this commit
         apply_landed_status(conn, claim.location_id, message_id)
 
@@ -654,8 +654,8 @@ def _fail(conn: psycopg.Connection, claim: Claim, reason: str, now: datetime) ->
            WHERE id = %s AND status = 'queued'""",
         (reason, now, claim.id),
     )
-    _product_event(conn, "message_failed", claim.id, claim.location_id, claim.correlation_id,
-                   {"reason": reason, "attempts": claim.send_attempts})  # fmt: skip
+    _event(conn, "message_failed", claim.id, claim.location_id, claim.correlation_id,
+                   {"reason": reason, "attempts": claim.send_attempts}, product=True)  # fmt: skip
 
 
 def _release(
@@ -793,20 +793,12 @@ def _event(
     location_id: str,
     correlation_id: UUID,
     properties: dict[str, Any],
+    *,
+    product: bool = False,
 ) -> None:
-    record_event(conn, event_type, actor=ACTOR, location_id=location_id, entity_type="message",
-                 entity_id=str(message_id), correlation_id=correlation_id,
-                 properties=properties)  # fmt: skip
-
-
-def _product_event(
-    conn: psycopg.Connection,
-    event_type: str,
-    message_id: UUID,
-    location_id: str,
-    correlation_id: UUID,
-    properties: dict[str, Any],
-) -> None:
-    emit_event(conn, event_type, actor=ACTOR, analytics=configured_analytics(),
+    """A transition of one message; `product` ones (sent, suppressed, failed) also go to
+    the configured product analytics."""
+    emit_event(conn, event_type, actor=ACTOR,
+               analytics=configured_analytics() if product else None,
                location_id=location_id, entity_type="message", entity_id=str(message_id),
                correlation_id=correlation_id, properties=properties)  # fmt: skip
