@@ -64,9 +64,14 @@ FUNNEL_COLUMNS = ["drafted", "decided", "approved", "edited", "rejected", "sent"
                   "acceptance_rate", "reply_rate"]  # fmt: skip
 
 
-def dashboard(email: str) -> AppTest:
+def dashboard(email: str, section: str = "Attendance") -> AppTest:
+    """The dashboard as `email` sees it with the tab `section` open."""
     app = signed_in(email, page="views/dashboard.py", timeout=60)
     assert not app.exception
+    if section != "Attendance":
+        app.session_state["section"] = section
+        app.run()
+        assert not app.exception
     return app
 
 
@@ -102,7 +107,7 @@ def test_the_attendance_table_is_the_marts_weekly_show_rate_for_the_owners_studi
 
 
 def test_acceptance_by_trainer_counts_the_decisions(world: World) -> None:
-    app = dashboard("owner-L1@example.com")
+    app = dashboard("owner-L1@example.com", "Messages")
     decisions = shown(app, "csv-draft-decisions")
     assert decisions.to_dict("records") == [
         {"trainer": "Trainer A", "purpose": "confirmation", "approved": 0, "edited": 1,
@@ -125,7 +130,7 @@ def funnel_rows(table: pd.DataFrame) -> dict[str, list]:
 def test_the_message_funnel_counts_drafts_to_replies_within_7_days(world: World) -> None:
     """A sent draft the client answered 2 days later is replied; one answered 9 days
     later is not; each draft counts in the local week it was made."""
-    app = dashboard("owner-L1@example.com")
+    app = dashboard("owner-L1@example.com", "Messages")
     assert funnel_rows(shown(app, "csv-message-funnel")) == {
         # a1's reminder, sent on the 10th, answered on the 19th
         "2026-11-02": [1, 1, 1, 0, 0, 1, 0, 1.0, 0.0],
@@ -136,14 +141,14 @@ def test_the_message_funnel_counts_drafts_to_replies_within_7_days(world: World)
     metrics = {m.label: m.value for m in app.metric}
     stages = [metrics[stage] for stage in ("Drafted", "Approved", "Sent", "Replied")]
     assert stages == ["4", "3", "2", "1"]
-    other = dashboard("owner-L2@example.com")
+    other = dashboard("owner-L2@example.com", "Messages")
     assert funnel_rows(shown(other, "csv-message-funnel")) == {
         "2026-11-16": [1, 1, 1, 0, 0, 1, 1, 1.0, 1.0]
     }
 
 
 def test_retention_counts_new_retained_reactivated_and_churned_clients(world: World) -> None:
-    app = dashboard("owner-L1@example.com")
+    app = dashboard("owner-L1@example.com", "Retention")
     table = shown(app, "csv-retention")
     rows = {
         f"{row.local_month:%Y-%m}": (row.active, row.new, row.retained, row.reactivated,
@@ -163,38 +168,56 @@ def test_retention_counts_new_retained_reactivated_and_churned_clients(world: Wo
 
 
 def test_clients_at_risk_come_from_the_daily_bands(world: World) -> None:
-    app = dashboard("owner-L1@example.com")
+    app = dashboard("owner-L1@example.com", "Clients at risk")
     bands = shown(app, "csv-risk-bands")
     assert [(str(r.day), r.risk_band, r.clients) for r in bands.itertuples()] == [
         ("2026-11-20", "high", 3)
     ]
 
 
-def test_a_trainer_filter_narrows_the_drafts_and_reads_only_what_is_shown(
+def test_each_tab_reads_only_its_own_marts_and_the_trainer_filter_narrows_them(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with world.database.connect() as conn:
         trainer_b = str(
             conn.execute("SELECT id FROM app.trainers WHERE name = 'Trainer B'").fetchone()[0]
         )
+    reads: list[tuple[str, dict]] = []
+    for name in ("show_rates", "upcoming_bookings", "risk_bands", "funnel", "acceptance",
+                 "retention"):  # fmt: skip
+        read = getattr(dashboards, name)
+
+        def recorded(conn, *args, _read=read, _name=name, **kwargs):  # noqa: ANN001, ANN202
+            reads.append((_name, kwargs))
+            return _read(conn, *args, **kwargs)
+
+        monkeypatch.setattr(dashboards, name, recorded)
+
     app = dashboard("owner-L1@example.com")
-    assert "csv-attendance-by-trainer" in [b.key for b in app.get("download_button")]
-    reads: list[dict] = []
-    show_rates = dashboards.show_rates
-
-    def recorded(conn, **kwargs):  # noqa: ANN001, ANN202
-        reads.append(kwargs)
-        return show_rates(conn, **kwargs)
-
-    monkeypatch.setattr(dashboards, "show_rates", recorded)
+    assert [(n, r["by"], r.get("trainer_id")) for n, r in reads] == [("show_rates", "studio", None)]
+    reads.clear()
     app.selectbox[0].select(trainer_b).run()
     assert not app.exception
-    assert [(r["by"], r["trainer_id"]) for r in reads] == [("trainer", trainer_b)]
-    assert "csv-attendance-by-trainer" not in [b.key for b in app.get("download_button")]
+    assert [(n, r["by"], r["trainer_id"]) for n, r in reads] == [
+        ("show_rates", "trainer", trainer_b)
+    ]
+    assert set(shown(app, "csv-attendance")["trainer_name"]) == {"Trainer B"}
+
+    reads.clear()
+    app.session_state["section"] = "Messages"
+    app.run()
+    assert not app.exception
+    assert [name for name, _ in reads] == ["funnel", "acceptance"]
     assert funnel_rows(shown(app, "csv-message-funnel")) == {
         "2026-11-16": [1, 1, 0, 0, 1, 0, 0, 0.0, None]
     }
     assert shown(app, "csv-draft-decisions")["trainer"].tolist() == ["Trainer B"]
+
+    app.session_state["section"] = "By trainer"
+    app.run()
+    assert not app.exception
+    every_trainer = {"Trainer A", "Trainer B", "unassigned"}  # a booking without a trainer
+    assert set(shown(app, "csv-attendance-by-trainer")["trainer_name"]) == every_trainer
 
 
 def test_a_trainer_reads_no_studio_numbers_even_without_the_page(world: World) -> None:
