@@ -1,25 +1,20 @@
-"""Approved messages are due → a send run.
+"""Approvals may come → a send run is up to send them within moments.
 
-One send run drains the whole outbox (a burst of approvals is one run), so the sensor
-launches one only when none is waiting to start; the `send` lane (dagster.yaml) keeps
-one running at a time. Claims are exclusive in the database anyway, so two runs could
-never send one message twice.
+A send run serves for minutes (see `trainu_dagster.messaging.send_loop`): it sends what
+is due, then waits for the next approval. So the sensor only keeps one run queued behind
+the one in flight while a sender is wanted (messages due, or drafts waiting for a
+decision): one running (the `send` lane's limit in dagster.yaml) and one waiting, which
+starts the moment the running one ends. Claims are exclusive in the database anyway, so
+two runs could never send one message twice.
 """
 
 from datetime import UTC, datetime
 
-from dagster import (
-    DefaultSensorStatus,
-    RunRequest,
-    RunsFilter,
-    SensorEvaluationContext,
-    SkipReason,
-    sensor,
-)
+from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SkipReason, sensor
 
-from sensors.webhook_events import WAITING
+from sensors.runs import run_waiting
 from trainu_dagster.jobs import outbox_lease, send_messages
-from trainu_dagster.messaging.outbox import work_waiting
+from trainu_dagster.messaging.send_loop import sender_wanted
 from trainu_dagster.resources.postgres import PostgresResource
 
 
@@ -27,13 +22,10 @@ from trainu_dagster.resources.postgres import PostgresResource
 def outbox_sensor(
     context: SensorEvaluationContext, database: PostgresResource
 ) -> RunRequest | SkipReason:
-    waiting = context.instance.get_runs_count(
-        RunsFilter(job_name=send_messages.name, statuses=WAITING)
-    )
-    if waiting:
+    if run_waiting(context, send_messages):
         return SkipReason("a send run is already waiting to start")
     with database.connect() as conn:
-        due = work_waiting(conn, now=datetime.now(UTC), lease=outbox_lease())
-    if not due:
-        return SkipReason("nothing approved is due")
-    return RunRequest(tags={"trainu/due_messages": str(due)})
+        wanted = sender_wanted(conn, now=datetime.now(UTC), lease=outbox_lease())
+    if not wanted:
+        return SkipReason("nothing approved is due and no draft awaits a decision")
+    return RunRequest()

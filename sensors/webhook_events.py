@@ -6,21 +6,12 @@ one running (the `ingest` lane's limit in dagster.yaml) and one waiting, however
 deliveries arrive. The waiting run starts the moment the running one ends.
 """
 
-from dagster import (
-    DagsterRunStatus,
-    DefaultSensorStatus,
-    RunRequest,
-    RunsFilter,
-    SensorEvaluationContext,
-    SkipReason,
-    sensor,
-)
+from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SkipReason, sensor
 
+from sensors.runs import run_waiting
 from trainu_dagster.ingest.drain import DrainLimits, deliveries_flowing
 from trainu_dagster.jobs import ingest_webhook_events
 from trainu_dagster.resources.postgres import PostgresResource
-
-WAITING = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING]
 
 
 @sensor(
@@ -31,10 +22,7 @@ WAITING = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStat
 def webhook_events_sensor(
     context: SensorEvaluationContext, database: PostgresResource
 ) -> RunRequest | SkipReason:
-    waiting = context.instance.get_runs_count(
-        RunsFilter(job_name=ingest_webhook_events.name, statuses=WAITING)
-    )
-    if waiting:
+    if run_waiting(context, ingest_webhook_events):
         return SkipReason("an ingest run is already waiting to start")
     with database.connect() as conn:
         flowing = deliveries_flowing(conn, within_seconds=DrainLimits.idle_seconds)

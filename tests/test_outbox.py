@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from dagster import DagsterInstance, RunRequest, SkipReason, build_sensor_context
+from dagster import DagsterInstance, DagsterRunStatus, RunRequest, SkipReason, build_sensor_context
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
@@ -28,6 +28,7 @@ from trainu_dagster.db.server import Database
 from trainu_dagster.ghl.client import GhlClient, RequestBudget
 from trainu_dagster.ghl.simulator import generate_studio
 from trainu_dagster.ghl.simulator.studio import Studio
+from trainu_dagster.inbox import decisions
 from trainu_dagster.jobs import send_messages
 from trainu_dagster.messaging import outbox
 from trainu_dagster.resources.ghl import GhlResource
@@ -493,9 +494,30 @@ def test_the_claim_is_exclusive_between_concurrent_runs(
     assert {c.id for c in mine} | {c.id for c in theirs} == {m for m, _ in messages}
 
 
-def test_the_outbox_sensor_launches_a_send_run_that_sends_what_is_due(
+def no_drafts_waiting(database: Database) -> None:
+    with database.connect() as conn:
+        conn.execute(
+            """UPDATE app.messages SET status = 'rejected', rejected_reason = 'test reset'
+               WHERE status IN ('pending_approval', 'needs_manual')"""
+        )
+
+
+def send_job(
+    database: Database, sim_url: str, instance: DagsterInstance | None = None, **limits: float
+):  # noqa: ANN201
+    """The send job as the sensor launches it; by default one pass (nothing keeps it up)."""
+    return send_messages.execute_in_process(
+        run_config={"ops": {"send_due_messages": {"config": {"idle_seconds": 0.0} | limits}}},
+        resources={"database": PostgresResource(database_url=database.url()),
+                   "ghl": GhlResource(base_url=sim_url, token=SIM_TOKEN)},
+        instance=instance,
+    )  # fmt: skip
+
+
+def test_the_outbox_sensor_keeps_one_send_run_ready_while_approvals_may_come(
     database: Database, studio: Studio, sim_url: str, fresh: dict[str, Any]
 ) -> None:
+    no_drafts_waiting(database)
     resources = {"database": PostgresResource(database_url=database.url())}
     with DagsterInstance.ephemeral() as instance:
 
@@ -503,16 +525,52 @@ def test_the_outbox_sensor_launches_a_send_run_that_sends_what_is_due(
             return outbox_sensor(build_sensor_context(instance=instance, resources=resources))
 
         assert isinstance(tick(), SkipReason)
+        draft, _ = approve(database, fresh, fresh["contacts"][0], status="pending_approval")
+        assert isinstance(tick(), RunRequest)  # a trainer may approve it any moment
+        waiting = instance.create_run_for_job(send_messages, status=DagsterRunStatus.NOT_STARTED)
+        skip = tick()
+        assert isinstance(skip, SkipReason) and "already waiting" in skip.skip_message
+        instance.delete_run(waiting.run_id)
+
         message_id, text = approve(database, fresh, fresh["contacts"][1])
-        request = tick()
-        assert isinstance(request, RunRequest) and request.tags["trainu/due_messages"] == "1"
-        result = send_messages.execute_in_process(
-            resources={**resources, "ghl": GhlResource(base_url=sim_url, token=SIM_TOKEN)},
-            instance=instance,
-        )
-        assert result.success
-        assert isinstance(tick(), SkipReason)
+        assert isinstance(tick(), RunRequest)
+        assert send_job(database, sim_url, instance).success
+        no_drafts_waiting(database)
+        assert isinstance(tick(), SkipReason)  # nothing due, no draft waiting: no sender
     assert row(database, message_id)["status"] == "sent"
+    assert row(database, draft)["status"] == "rejected"
+    assert len(in_ghl(studio, text)) == 1
+
+
+def test_a_waiting_send_run_sends_an_approval_as_soon_as_it_is_committed(
+    database: Database, studio: Studio, sim_url: str, fresh: dict[str, Any]
+) -> None:
+    """The run is woken by the approval's notification, not by its poll (60 s here), and
+    ends on its own once no draft is left to decide."""
+    no_drafts_waiting(database)
+    text = "Good to see you last month! Shall we book your next session? Reply STOP to opt out."
+    draft, _ = approve(database, fresh, fresh["contacts"][3], status="pending_approval", text=text)
+    runs: list[Any] = []
+    serving = threading.Thread(target=lambda: runs.append(send_job(
+        database, sim_url, max_seconds=120.0, idle_seconds=1.0, poll_seconds=60.0)))  # fmt: skip
+    serving.start()
+    with database.connect(autocommit=True) as conn:  # pg_stat_activity: a fresh look each time
+        deadline = time.monotonic() + 60
+        while not conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE query = 'LISTEN trainu_outbox'"
+        ).fetchone()[0]:
+            assert time.monotonic() < deadline, "the send run never started listening"
+            time.sleep(0.1)
+        shown = decisions.Loaded(draft, row(database, draft)["updated_at"])
+        with conn.transaction():
+            outcome = decisions.approve(conn, fresh["owner"], shown, text, now=datetime.now(UTC))
+        assert outcome.ok
+    approved = time.monotonic()
+    while row(database, draft)["status"] != "sent":
+        assert time.monotonic() - approved < 30, "the waiting run did not wake for the approval"
+        time.sleep(0.1)
+    serving.join(timeout=30)  # idle 1 s after the last draft was decided
+    assert not serving.is_alive() and runs[0].success
     assert len(in_ghl(studio, text)) == 1
 
 
@@ -720,11 +778,7 @@ def test_the_send_job_takes_its_slots_from_the_shared_budget(
     message_id, text = approve(database, fresh, fresh["contacts"][66])
     with database.connect() as conn:
         conn.execute("TRUNCATE ops.ghl_requests")
-    result = send_messages.execute_in_process(resources={
-        "database": PostgresResource(database_url=database.url()),
-        "ghl": GhlResource(base_url=sim_url, token=SIM_TOKEN),
-    })  # fmt: skip
-    assert result.success and row(database, message_id)["status"] == "sent"
+    assert send_job(database, sim_url).success and row(database, message_id)["status"] == "sent"
     with database.connect() as conn:
         logged = conn.execute(
             "SELECT count(*), count(answered_at) FROM ops.ghl_requests WHERE location_id = %s",

@@ -41,6 +41,7 @@ from trainu_dagster.messaging import outbox
 from trainu_dagster.messaging.drafting import open_drafter
 from trainu_dagster.messaging.drafts import react_to_deliveries
 from trainu_dagster.messaging.inbound import record_delivered
+from trainu_dagster.messaging.send_loop import ServeLimits, serve
 from trainu_dagster.resources.ghl import GhlResource
 from trainu_dagster.resources.postgres import PostgresResource
 from trainu_dagster.settings import get_settings
@@ -125,33 +126,45 @@ def outbox_lease() -> timedelta:
     return timedelta(seconds=get_settings().outbox_claim_lease_seconds)
 
 
+class SendConfig(Config):
+    max_seconds: float = ServeLimits.max_seconds
+    idle_seconds: float = ServeLimits.idle_seconds
+    poll_seconds: float = ServeLimits.poll_seconds
+
+
 @op(
-    description="Send approved messages that are due through GHL, once each, re-checking "
-    "quiet hours, caps, opt-outs and the kill switch at the moment of sending."
+    description="Send approved messages through GHL as they are approved and fall due, once "
+    "each, re-checking quiet hours, caps, opt-outs and the kill switch at the moment of "
+    "sending; up while approvals may come."
 )
 def send_due_messages(
-    context: OpExecutionContext, database: PostgresResource, ghl: GhlResource
+    context: OpExecutionContext, config: SendConfig, database: PostgresResource, ghl: GhlResource
 ) -> None:
+    def report(done: outbox.Report) -> None:
+        context.log.info(
+            f"{done.sent} sent ({done.reconciled} reconciled with GHL), {done.held} held, "
+            f"{done.suppressed} suppressed, {done.stale} back to the inbox, {done.failed} "
+            f"failed, {done.retrying} to retry, {done.released} released"
+        )
+        if done.paused:
+            context.log.error(f"SEV1: the burst brake paused sending for {', '.join(done.paused)}")
+
     settings = get_settings()
     app_database = database.database()
-    with ghl.client(database) as client, app_database.connect(autocommit=True) as conn:
-        report = outbox.drain(
-            conn, client, run_id=context.run_id, cap=settings.outbox_run_cap,
-            approval_expiry=timedelta(hours=settings.approval_expiry_hours), lease=outbox_lease(),
-            connect=lambda: app_database.connect(autocommit=True),  # a studio's worker's own
+    limits = ServeLimits(max_seconds=config.max_seconds, idle_seconds=config.idle_seconds,
+                         poll_seconds=config.poll_seconds)  # fmt: skip
+    with ghl.client(database) as client:
+        serve(
+            lambda: app_database.connect(autocommit=True), client, run_id=context.run_id,
+            cap=settings.outbox_run_cap, lease=outbox_lease(), limits=limits, on_pass=report,
+            approval_expiry=timedelta(hours=settings.approval_expiry_hours),
         )  # fmt: skip
-    context.log.info(
-        f"{report.sent} sent ({report.reconciled} reconciled with GHL), {report.held} held, "
-        f"{report.suppressed} suppressed, {report.stale} back to the inbox, {report.failed} "
-        f"failed, {report.retrying} to retry, {report.released} released"
-    )
-    if report.paused:
-        context.log.error(f"SEV1: the burst brake paused sending for {', '.join(report.paused)}")
 
 
 @job(
     tags={LANE: "send", **NO_RETRIES},
-    description="Drain the outbox: every approved message that is due, sent exactly once.",
+    description="Send every approved message that is due, exactly once, and keep sending as "
+    "approvals come (the outbox sensor keeps one run going while they may).",
 )
 def send_messages() -> None:
     send_due_messages()

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import psycopg
 
+from trainu_dagster.db.notifications import await_notification, listen
 from trainu_dagster.ingest.process import BATCH_SIZE, IngestSummary, process_pending
 from trainu_dagster.observability.analytics import configured_analytics
 from trainu_dagster.observability.logging import get_logger
@@ -47,7 +48,7 @@ def drain(
     opens a connection to the application database (keyword arguments go to psycopg)."""
     total, unreported = IngestSummary(), IngestSummary()
     with connect(autocommit=True) as listener, connect() as conn:
-        listener.execute(f"LISTEN {CHANNEL}")
+        listen(listener, CHANNEL)
         started = last_landed = last_report = clock()
         while True:
             with conn.transaction():
@@ -66,7 +67,7 @@ def drain(
             if now >= stop_at:
                 break
             if batch.claimed < BATCH_SIZE:  # caught up: sleep until something lands
-                _await_landing(listener, min(limits.poll_seconds, stop_at - now))
+                await_notification(listener, min(limits.poll_seconds, stop_at - now))
         if unreported.claimed:
             _report(conn, unreported, on_report)
     log.info(
@@ -92,15 +93,6 @@ def _react(
         raise  # the database is gone: the run ends, the deliveries are safe
     except Exception:  # noqa: BLE001 - reacting is best effort; the deliveries stand
         log.exception("after_batch_failed", deliveries=len(batch.delivered))
-
-
-def _await_landing(listener: psycopg.Connection, timeout: float) -> None:
-    """Block until a landing is notified or `timeout` passes; notifications that piled up
-    meanwhile are swallowed too, since one look at the pending deliveries serves them all."""
-    for _ in listener.notifies(timeout=timeout, stop_after=1):
-        break
-    for _ in listener.notifies(timeout=0):
-        pass
 
 
 def _report(

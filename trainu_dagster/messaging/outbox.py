@@ -74,6 +74,9 @@ class Claim:
     send_attempts: int
 
 
+COUNTS = ("sent", "held", "suppressed", "stale", "failed", "retrying", "released", "reconciled")
+
+
 @dataclass
 class Report:
     sent: int = 0
@@ -86,9 +89,13 @@ class Report:
     reconciled: int = 0
     paused: list[str] = field(default_factory=list)  # studios the burst brake stopped
 
+    @property
+    def acted(self) -> bool:
+        """Whether anything was sent, held, suppressed, sent back or paused."""
+        return any(getattr(self, name) for name in COUNTS) or bool(self.paused)
+
     def add(self, other: Report) -> None:
-        for name in ("sent", "held", "suppressed", "stale", "failed", "retrying", "released",
-                     "reconciled"):  # fmt: skip
+        for name in COUNTS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.paused.extend(other.paused)
 
