@@ -588,9 +588,14 @@ def test_operators_pause_resume_inspect_and_send_one_from_the_cli(
     assert held.returncode == 0 and held.stdout.strip() == f"{message_id}: approved"
     assert in_ghl(studio, text) == []  # paused: not even send-now goes
     assert trainu("outbox", "resume", LOCATION, database=database).returncode == 0
+    with database.connect() as conn:
+        conn.execute("TRUNCATE ops.ghl_requests")
     sent = trainu("outbox", "send-now", str(message_id), database=database, env=env)
     assert sent.returncode == 0 and sent.stdout.strip() == f"{message_id}: sent"
     assert len(in_ghl(studio, text)) == 1
+    with database.connect() as conn:  # its request took its slot in the shared budget
+        logged = conn.execute("SELECT location_id, answered_at IS NOT NULL FROM ops.ghl_requests")
+        assert logged.fetchall() == [(LOCATION, True)]
     again = trainu("outbox", "send-now", str(message_id), database=database, env=env)
     assert again.returncode == 1 and "is sent: only approved messages are sent" in again.stderr
     assert len(in_ghl(studio, text)) == 1

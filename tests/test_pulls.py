@@ -10,6 +10,7 @@ import httpx
 import psycopg
 import pytest
 
+from tests.cli_harness import run as trainu
 from tests.conftest import drop_database, new_database
 from tests.ghl_simulator_harness import SIM_TOKEN, running_simulator
 from tests.ingest_helpers import land
@@ -253,3 +254,28 @@ def test_a_second_pull_of_a_stream_already_being_pulled_steps_aside(
                             options=BACKFILL, on_page=pull_again_meanwhile)  # fmt: skip
     assert started[0].skipped and started[0].records == 0
     assert not first.skipped and first.records == len(live(studio.opportunities))
+
+
+def test_trainu_pull_lands_a_stream_and_takes_its_requests_from_the_shared_budget(
+    fresh_database: Database, studio, sim_url
+) -> None:
+    with fresh_database.connect() as admin:
+        admin.execute(
+            "INSERT INTO app.locations (location_id, name) VALUES (%s, 'Pull studio')",
+            (studio.location_id,),
+        )
+    env = {"TRAINU_GHL_TOKEN": SIM_TOKEN, "TRAINU_GHL_BASE_URL": sim_url}
+    pulled = trainu("pull", "--stream", "contacts", "--since", f"{BACKFILL.since:%Y-%m-%d}",
+                    database=fresh_database, env=env)  # fmt: skip
+    assert pulled.returncode == 0, pulled.stderr
+    with fresh_database.connect() as admin:
+        contacts = admin.execute("SELECT count(*) FROM raw.ghl_contacts WHERE deleted_at IS NULL")
+        assert contacts.fetchone()[0] == len(live(studio.contacts))
+        # each page's request held its slot in the budget every run and command shares
+        logged = admin.execute(
+            "SELECT location_id, count(*), count(answered_at) FROM ops.ghl_requests GROUP BY 1"
+        ).fetchall()
+    [(location_id, requests, answered)] = logged
+    assert location_id == studio.location_id and requests == answered > 0
+    bad = trainu("pull", "--stream", "gossip", database=fresh_database, env=env)
+    assert bad.returncode == 1 and "unknown stream" in bad.stderr

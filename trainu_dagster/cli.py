@@ -461,7 +461,7 @@ def pull(
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from trainu_dagster.ghl.client import GhlClient, GhlError
+    from trainu_dagster.ghl.client import GhlError, shared_budget_client
     from trainu_dagster.ingest.pull import STREAMS, PullOptions, pull_stream, registered_locations
 
     settings = get_settings()
@@ -486,7 +486,9 @@ def pull(
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[records]}"),
                TimeElapsedColumn())  # fmt: skip
     with (
-        GhlClient(token, base_url=settings.ghl_base_url) as client,
+        shared_budget_client(
+            token, base_url=settings.ghl_base_url, connect=lambda: database.connect(autocommit=True)
+        ) as client,
         database.connect(autocommit=True) as conn,
         Progress(*columns, transient=False) as progress,
     ):
@@ -619,7 +621,7 @@ def outbox_send_now(message_id: str) -> None:
     from datetime import timedelta
     from uuid import UUID
 
-    from trainu_dagster.ghl.client import GhlClient
+    from trainu_dagster.ghl.client import shared_budget_client
     from trainu_dagster.messaging import outbox
 
     settings = get_settings()
@@ -640,7 +642,11 @@ def outbox_send_now(message_id: str) -> None:
             raise _fail(f"message {message_id} is {found[0]}: only approved messages are sent")
         conn.execute("UPDATE app.messages SET held_until = NULL WHERE id = %s", (wanted,))
     with (
-        GhlClient(settings.ghl_token.get_secret_value(), base_url=settings.ghl_base_url) as client,
+        shared_budget_client(
+            settings.ghl_token.get_secret_value(),
+            base_url=settings.ghl_base_url,
+            connect=lambda: database.connect(autocommit=True),
+        ) as client,
         database.connect(autocommit=True) as conn,
     ):
         report = outbox.drain(

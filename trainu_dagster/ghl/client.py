@@ -295,6 +295,21 @@ class PostgresRequestBudget:
             conn.close()
 
 
+@contextmanager
+def shared_budget_client(
+    token: str, *, base_url: str, connect: Callable[[], psycopg.Connection]
+) -> Iterator[GhlClient]:
+    """A client whose request budget is the one every process shares through Postgres
+    (`connect`: autocommit connections to the application database): GHL's limit is per
+    location, whichever run, CLI command or worker asks."""
+    budget = PostgresRequestBudget(connect)
+    try:
+        with GhlClient(token, base_url=base_url, budget=budget) as client:
+            yield client
+    finally:
+        budget.close()
+
+
 @dataclass(frozen=True)
 class Page:
     """Records of one response and the cursor that resumes right after them."""

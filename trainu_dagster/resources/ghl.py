@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from dagster import ConfigurableResource
 
-from trainu_dagster.ghl.client import GhlClient, PostgresRequestBudget
+from trainu_dagster.ghl.client import GhlClient, shared_budget_client
 from trainu_dagster.resources.postgres import PostgresResource
 from trainu_dagster.settings import Settings
 
@@ -30,14 +30,13 @@ class GhlResource(ConfigurableResource):
         if not token:
             raise ValueError("no GHL token: set TRAINU_GHL_TOKEN (or run `trainu up`, which "
                              "points TrainU at the local GHL simulator)")  # fmt: skip
-        budget = None
-        if database is not None:
-            app_database = database.database()
-            budget = PostgresRequestBudget(lambda: app_database.connect(autocommit=True))
-        try:
-            with GhlClient(token, base_url=self.base_url or settings.ghl_base_url,
-                           budget=budget) as client:  # fmt: skip
+        base_url = self.base_url or settings.ghl_base_url
+        if database is None:
+            with GhlClient(token, base_url=base_url) as client:
                 yield client
-        finally:
-            if budget is not None:
-                budget.close()
+            return
+        app_database = database.database()
+        with shared_budget_client(
+            token, base_url=base_url, connect=lambda: app_database.connect(autocommit=True)
+        ) as client:
+            yield client
