@@ -279,3 +279,53 @@ def test_trainu_pull_lands_a_stream_and_takes_its_requests_from_the_shared_budge
     assert location_id == studio.location_id and requests == answered > 0
     bad = trainu("pull", "--stream", "gossip", database=fresh_database, env=env)
     assert bad.returncode == 1 and "unknown stream" in bad.stderr
+
+
+def test_pulled_messages_reach_the_threads_and_a_pulled_stop_opts_the_client_out(
+    conn, studio, sim_url
+) -> None:
+    """What a lost webhook would have brought: the client's replies on their thread, and a
+    STOP-family reply GHL did not turn into DND still stops what waits to be sent."""
+    conn.execute(
+        "INSERT INTO app.locations (location_id, name) VALUES (%s, 'Pull studio')",
+        (studio.location_id,),
+    )
+    with client_for(sim_url) as client:
+        pull_stream(conn, client, studio.location_id, "contacts", now=NOW)
+        pull_stream(conn, client, studio.location_id, "messages", now=NOW)
+        replies = {
+            m["id"]
+            for m in studio.messages.values()
+            if m["direction"] == "inbound" and m["body"].strip()
+            and m["messageType"] in ("TYPE_SMS", "TYPE_EMAIL")
+            and m["contactId"] in live(studio.contacts)
+        }  # fmt: skip
+        threaded = conn.execute(
+            "SELECT ghl_message_id FROM app.messages WHERE status = 'received'"
+        ).fetchall()
+        assert replies and {r[0] for r in threaded} == replies
+
+        contact = next(c for c in live(studio.contacts).values() if c.get("phone") and not c["dnd"])
+        client_id = conn.execute(
+            "SELECT id FROM app.clients WHERE ghl_contact_id = %s", (contact["id"],)
+        ).fetchone()[0]
+        waiting = conn.execute(
+            """INSERT INTO app.messages (location_id, client_id, direction, channel, status,
+                   body, draft_body, generator, purpose, trigger)
+               VALUES (%s, %s, 'outbound', 'SMS', 'pending_approval', 'See you soon?',
+                       'See you soon?', 'template', 're_engagement', '{}') RETURNING id""",
+            (studio.location_id, client_id),
+        ).fetchone()[0]
+        stop = studio.add_message(contact["id"], NOW + timedelta(minutes=3),
+                                  "please stop texting me", direction="inbound")  # fmt: skip
+        pull_stream(conn, client, studio.location_id, "messages", now=NOW)
+    assert not studio.contacts[contact["id"]]["dnd"]  # GHL saw no plain STOP
+    assert conn.execute(
+        "SELECT trigger->>'intent' FROM app.messages WHERE ghl_message_id = %s", (stop["id"],)
+    ).fetchone() == ("opt_out",)
+    assert conn.execute(
+        "SELECT opt_out_reason FROM app.clients WHERE id = %s", (client_id,)
+    ).fetchone() == ("STOP reply",)
+    assert conn.execute(
+        "SELECT status, suppressed_reason FROM app.messages WHERE id = %s", (waiting,)
+    ).fetchone() == ("suppressed", "client opted out")

@@ -41,6 +41,7 @@ from trainu_dagster.ghl.webhook_payloads import (
     parse_timestamp,
 )
 from trainu_dagster.ingest.apply import apply_changes, record_opt_outs
+from trainu_dagster.messaging.inbound import record_pulled
 from trainu_dagster.observability.analytics import configured_analytics
 from trainu_dagster.observability.logging import get_logger
 from trainu_dagster.observability.product_events import emit_event
@@ -176,6 +177,9 @@ def _apply_page(
     with conn.transaction():
         applied = apply_changes(conn, changes, source="pull")
         result.opt_outs += record_opt_outs(conn, opt_outs)
+        if result.stream == "messages":  # onto the clients' threads, as a webhook would
+            record_pulled(conn, result.location_id,
+                          [c.entity_id for c in changes if c.entity == "message"])  # fmt: skip
         for record, error in rejected:
             _reject(conn, result, record, error)
         watermark = max((c.source_updated_at for c in changes if c.source_updated_at), default=None)

@@ -134,8 +134,7 @@ def _react_to(
     conn: psycopg.Connection, h: Happening, client: dict, outcome: Outcome, now: datetime
 ) -> list[DraftPlan]:
     if h.kind == "opted_out":
-        record_opt_outs(conn, h.location_id, [h.contact_id], "GHL DND")
-        outcome.withdrawn += withdraw(conn, client["id"], "client opted out", approved_too=True)
+        outcome.withdrawn += opt_out(conn, h.location_id, h.contact_id, client["id"], "GHL DND")
         return []
     if h.kind == "inbound":
         return _inbound(conn, h, client, outcome)
@@ -178,8 +177,7 @@ def _inbound(
 ) -> list[DraftPlan]:
     verdict = classify_inbound(h.text or "")
     if verdict.opt_out:
-        record_opt_outs(conn, h.location_id, [h.contact_id], "STOP reply")
-        outcome.withdrawn += withdraw(conn, client["id"], "client opted out", approved_too=True)
+        outcome.withdrawn += opt_out(conn, h.location_id, h.contact_id, client["id"], "STOP reply")
         return []
     if verdict.escalation is not None:
         outcome.escalated.extend(_escalate(conn, h, client, verdict.escalation))
@@ -398,6 +396,15 @@ def _draft_checked(
 def _ready(result: DraftResult, verdict: Verdict) -> bool:
     """Ready for approval: passed every rule, and the model did not ask for a person."""
     return verdict.ok and not result.escalate
+
+
+def opt_out(
+    conn: psycopg.Connection, location_id: str, contact_id: str, client_id: UUID, reason: str
+) -> int:
+    """The client may no longer be written to: recorded at once, and every draft and
+    approved message waiting for them suppressed; returns how many were."""
+    record_opt_outs(conn, location_id, [contact_id], reason)
+    return withdraw(conn, client_id, "client opted out", approved_too=True)
 
 
 def withdraw(

@@ -6,6 +6,8 @@ Run on each applied batch of webhook deliveries (after ingest wrote `raw.ghl_mes
 - a status update of a message we sent moves it `sent` → `delivered` or `failed`. The
   update may land before the send run has recorded GHL's message id: `apply_landed_status`
   then applies it when the send is recorded, so neither order loses it.
+A pull of the messages stream does the same for each page (`record_pulled`), so what a lost
+webhook would have brought still reaches the thread, a STOP found this way included.
 Messages a trainer sent from GHL's own app stay in `raw.ghl_messages`: they show on the
 thread (`reporting.threads`) and count toward the caps (`outbox`) from there.
 """
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -23,6 +25,7 @@ from trainu_dagster.ghl.webhook_payloads import ParsedEvent
 from trainu_dagster.ingest.clients import ensure_clients
 from trainu_dagster.ingest.process import WebhookEvent
 from trainu_dagster.messaging.classify import classify_inbound
+from trainu_dagster.messaging.drafts import opt_out
 from trainu_dagster.observability.product_events import record_event
 
 DELIVERED = ("delivered", "read", "opened")
@@ -39,6 +42,24 @@ def record_delivered(
         for change in parsed.changes:
             if change.entity == "message":
                 changed += _apply(conn, change.location_id, change.entity_id, event.correlation_id)
+    return changed
+
+
+def record_pulled(conn: psycopg.Connection, location_id: str, message_ids: Iterable[str]) -> int:
+    """Thread rows and status moves for the messages of a pulled page (each gets its own
+    correlation id: no delivery started it); a client's STOP-family message among them opts
+    the client out and suppresses what waits for them, as its webhook would have."""
+    ids = sorted(set(message_ids))
+    changed = sum(_apply(conn, location_id, message_id, uuid4()) for message_id in ids)
+    stopped = conn.execute(
+        """SELECT DISTINCT c.ghl_contact_id, c.id FROM app.messages m
+           JOIN app.clients c ON c.id = m.client_id
+           WHERE m.location_id = %s AND m.ghl_message_id = ANY(%s)
+             AND m.trigger->>'intent' = 'opt_out' AND c.opted_out_at IS NULL""",
+        (location_id, ids),
+    ).fetchall()
+    for contact_id, client_id in stopped:
+        opt_out(conn, location_id, contact_id, client_id, "STOP reply")
     return changed
 
 
