@@ -5,6 +5,9 @@ wherever the sending process dies."""
 from __future__ import annotations
 
 import random
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -33,6 +36,7 @@ from trainu_dagster.jobs import send_messages
 from trainu_dagster.messaging import outbox
 from trainu_dagster.resources.ghl import GhlResource
 from trainu_dagster.resources.postgres import PostgresResource
+from trainu_dagster.settings import PROJECT_ROOT
 
 LOCATION = "loc-outbox"
 EXPIRY, LEASE = timedelta(hours=48), timedelta(minutes=5)
@@ -316,15 +320,25 @@ def test_a_burst_beyond_the_studios_limit_pauses_sending_and_raises_a_sev1(
     with database.connect() as conn:
         sent_recently = conn.execute(
             "SELECT count(*) FROM app.messages WHERE location_id = %s AND sent_at > now() - "
-            "interval '10 minutes'", (LOCATION,),
+            "interval '10 minutes' AND direction = 'outbound'", (LOCATION,),
         ).fetchone()[0]  # fmt: skip
         conn.execute("UPDATE app.locations SET burst_limit = %s WHERE location_id = %s",
-                     (sent_recently + 3, LOCATION))  # fmt: skip
-    messages = [approve(database, fresh, c) for c in fresh["contacts"][12:18]]
+                     (sent_recently + 4, LOCATION))  # fmt: skip
+        for contact in fresh["contacts"][40:45]:  # clients' replies just now are not sends
+            conn.execute(
+                """INSERT INTO app.messages (location_id, client_id, direction, channel, status,
+                       body, sent_at)
+                   VALUES (%s, %s, 'inbound', 'SMS', 'received', 'Sure!', now())""",
+                (LOCATION, fresh["clients"][contact]),
+            )
+    first = [approve(database, fresh, c) for c in fresh["contacts"][12:16]]
+    assert drain(database, sim_url).sent == 4  # up to the limit
+    messages = [approve(database, fresh, c) for c in fresh["contacts"][16:20]]
     report = drain(database, sim_url)
-    # never more than the limit in the window; the rest wait, approved, for a person
-    assert report.sent <= 3 and report.paused == [LOCATION]
-    assert sum(len(in_ghl(studio, text)) for _, text in messages) == report.sent
+    # beyond it: nothing more goes, the rest wait, approved, for a person
+    assert report.sent == 0 and report.paused == [LOCATION]
+    assert [len(in_ghl(studio, text)) for _, text in first] == [1] * 4
+    assert sum(len(in_ghl(studio, text)) for _, text in messages) == 0
     statuses = [row(database, m)["status"] for m, _ in messages]
     assert statuses.count("approved") == len(messages) - report.sent
     with database.connect() as conn:
@@ -476,6 +490,57 @@ def test_a_hundred_randomised_crashes_send_every_approved_message_exactly_once(
 @contextmanager
 def _nothing() -> Iterator[None]:
     yield
+
+
+def killed_run(database: Database, sim_url: str, step: str, nth: int = 1,
+               lease: timedelta = LEASE) -> int:  # fmt: skip
+    """A send run in its own process, SIGKILLed the `nth` time a message reaches `step`;
+    its exit code (-9 if it was killed)."""
+    return subprocess.run(
+        [sys.executable, "-m", "tests.killed_send_run", database.url(), sim_url, step,
+         str(nth), str(lease.total_seconds())],
+        cwd=PROJECT_ROOT, capture_output=True, timeout=120, check=False,
+    ).returncode  # fmt: skip
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_a_send_process_killed_at_any_step_neither_doubles_nor_loses_the_message(
+    database: Database, studio: Studio, sim_url: str, fresh: dict[str, Any], step: str
+) -> None:
+    message_id, text = approve(database, fresh, fresh["contacts"][23])
+    assert killed_run(database, sim_url, step) == -signal.SIGKILL
+    # the claim outlives the process: a run before its lease is over leaves it alone...
+    drain(database, sim_url)
+    assert (row(database, message_id)["status"] == "queued") == (step != "recorded")
+    # ...and after it, reconciles with GHL: sent exactly once, whatever the step
+    after_lease = datetime.now(UTC) + LEASE + timedelta(seconds=1)
+    drain(database, sim_url, clock=lambda: after_lease)
+    assert row(database, message_id)["status"] == "sent"
+    assert len(in_ghl(studio, text)) == 1
+
+
+def test_send_processes_killed_at_random_steps_send_every_message_exactly_once(
+    database: Database, studio: Studio, sim_url: str, fresh: dict[str, Any]
+) -> None:
+    rng = random.Random(1203)
+    contacts = fresh["contacts"][130:]
+    approved: dict[UUID, str] = {}
+    killed = 0
+    for run in range(20):
+        approved.update(approve(database, fresh, c, text=f"Killed run {run}: see you! ({c})")
+                        for c in rng.sample(contacts, 3))  # fmt: skip
+        # each run starts after the previous one died: its claims are past their lease
+        code = killed_run(database, sim_url, rng.choice(STEPS), rng.randint(1, 4), timedelta(0))
+        killed += code == -signal.SIGKILL
+        assert code in (0, -signal.SIGKILL)
+    drain(database, sim_url, lease=timedelta(0))  # the last one's claims, reconciled
+    with database.connect() as conn:
+        statuses = dict(conn.execute(
+            "SELECT id, status FROM app.messages WHERE id = ANY(%s)", (list(approved),),
+        ).fetchall())  # fmt: skip
+    assert killed >= 10  # most runs died somewhere (the rest had fewer messages than `nth`)
+    assert set(statuses.values()) == {"sent"}
+    assert [len(in_ghl(studio, text)) for text in approved.values()] == [1] * len(approved)
 
 
 def test_the_claim_is_exclusive_between_concurrent_runs(

@@ -507,10 +507,13 @@ def _recent_sends(
 def _sent_since(
     conn: psycopg.Connection, locations: set[str], since: datetime
 ) -> defaultdict[str, int]:
+    """What each studio sent since then, or has in flight (the clients' replies on the
+    threads are not sends)."""
     counts: defaultdict[str, int] = defaultdict(int)
     for location_id, sent in conn.execute(
         """SELECT location_id, count(*) FROM app.messages
-           WHERE location_id = ANY(%s) AND (sent_at > %s OR status = 'queued')
+           WHERE location_id = ANY(%s) AND direction = 'outbound'
+             AND (sent_at > %s OR status = 'queued')
            GROUP BY location_id""",
         (list(locations), since),
     ):
