@@ -34,6 +34,7 @@ CANNED = {
     "re_engagement": "we miss you at the studio! Fancy a session this week?",
     "milestone": "huge congratulations on your progress. Keep it up!",
     "reply": "thanks for your message, happy to help. Let's sort it out.",
+    "opt_out_confirmation": "you're unsubscribed and won't get any more messages from us.",
 }
 
 

@@ -292,6 +292,29 @@ def test_stop_opts_the_client_out_withdraws_their_drafts_and_blocks_new_ones(
     assert len(drafts(database, "c-zoe")) == 1  # nothing new for an opted-out client
 
 
+def test_an_opt_out_in_the_clients_own_words_offers_one_confirmation_to_approve(
+    database: Database, receiver_url: str, signer: Signer
+) -> None:
+    """GHL acts on its STOP keywords (and confirms them itself); an opt-out TrainU reads in
+    the client's own words gets the one confirmation it allows, as a draft to approve."""
+    deliver(receiver_url, signer, contact("c-ash", "Ash"))
+    deliver(receiver_url, signer, appointment("ap-ash", "c-ash", start_in(timedelta(days=4))))
+    ingest(database)
+    deliver(receiver_url, signer, inbound("c-ash", "Please stop texting me, thanks"))
+    ingest(database)
+    statuses = {(d["purpose"], d["status"]) for d in drafts(database, "c-ash")}
+    assert statuses == {("confirmation", "suppressed"),
+                        ("opt_out_confirmation", "pending_approval")}  # fmt: skip
+    [confirmation] = [d for d in drafts(database, "c-ash")
+                      if d["purpose"] == "opt_out_confirmation"]  # fmt: skip
+    assert "unsubscribed" in confirmation["body"] and confirmation["safety"]["ok"]
+    with database.connect() as conn:
+        reason = conn.execute(
+            "SELECT opt_out_reason FROM app.clients WHERE ghl_contact_id = 'c-ash'"
+        ).fetchone()
+    assert reason == ("STOP reply",)
+
+
 def test_a_draft_that_keeps_failing_the_rules_waits_as_needs_manual(
     database: Database, receiver_url: str, signer: Signer
 ) -> None:

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from trainu_dagster.messaging.classify import CRISIS_GUIDANCE, classify_inbound, is_opt_out
+from trainu_dagster.messaging.classify import (
+    CRISIS_GUIDANCE,
+    classify_inbound,
+    is_carrier_keyword,
+    is_opt_out,
+)
 
 OPT_OUTS = [
     "stop", "STOP", "Stop.", "quit", "end", "revoke", "opt out", "Opt-out", "cancel", "CANCEL",
@@ -152,3 +157,13 @@ def test_more_escalations(text: str, category: str) -> None:
 def test_training_talk_and_negations_do_not_escalate(text: str) -> None:
     verdict = classify_inbound(text)
     assert verdict.escalation is None and not verdict.opt_out
+
+
+@pytest.mark.parametrize(
+    ("text", "bare"),
+    [("STOP", True), ("stop.", True), (" Unsubscribe ", True), ("STOPALL", True),
+     ("please stop texting me", False), ("Stop it", False), ("no more messages", False)],
+)  # fmt: skip
+def test_only_a_bare_carrier_keyword_is_left_to_ghl_to_confirm(text: str, bare: bool) -> None:
+    assert is_opt_out(text)
+    assert is_carrier_keyword(text) is bare

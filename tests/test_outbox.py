@@ -274,6 +274,47 @@ def test_an_opted_out_client_is_suppressed_never_sent(
         conn.execute("DELETE FROM raw.ghl_contacts WHERE contact_id = %s", (contact,))
 
 
+def test_an_opt_out_in_the_clients_own_words_is_confirmed_once_and_nothing_else_goes(
+    database: Database, studio: Studio, sim_url: str, fresh: dict[str, Any]
+) -> None:
+    own_words, ghl_stop = fresh["contacts"][6], fresh["contacts"][7]
+    with database.connect() as conn:
+        conn.execute("DELETE FROM raw.ghl_contacts WHERE contact_id = ANY(%s)",
+                     ([own_words, ghl_stop],))  # fmt: skip
+        conn.execute("UPDATE app.clients SET opted_out_at = now() - interval '1 minute', "
+                     "opt_out_reason = 'STOP reply' WHERE ghl_contact_id = ANY(%s)",
+                     ([own_words, ghl_stop],))  # fmt: skip
+        conn.execute(  # GHL acted on the plain STOP: DND on, and GHL confirmed it itself
+            """INSERT INTO raw.ghl_contacts (location_id, contact_id, dnd, source_updated_at,
+                   payload, source) VALUES (%s, %s, true, now(), '{}', 'webhook')""",
+            (LOCATION, ghl_stop),
+        )
+    confirm = "You're unsubscribed from Outbox Gym messages and won't hear from us again."
+    first = approve(database, fresh, own_words, purpose="opt_out_confirmation", text=confirm)
+    twice = approve(database, fresh, own_words, purpose="opt_out_confirmation",
+                    text=confirm + " Bye!")  # fmt: skip
+    later = approve(database, fresh, own_words)
+    theirs = approve(database, fresh, ghl_stop, purpose="opt_out_confirmation",
+                     text=confirm + " (GHL)")  # fmt: skip
+    drain(database, sim_url)
+    outcome = {name: (row(database, m)["status"], row(database, m)["suppressed_reason"])
+               for name, (m, _) in {"first": first, "twice": twice, "later": later,
+                                    "theirs": theirs}.items()}  # fmt: skip
+    not_due = "opt-out confirmation not due (already sent, or GHL's own)"
+    assert outcome == {"first": ("sent", None), "twice": ("suppressed", not_due),
+                       "later": ("suppressed", "STOP reply"),
+                       "theirs": ("suppressed", not_due)}  # fmt: skip
+    assert len(in_ghl(studio, confirm)) == 1
+    assert [in_ghl(studio, text) for _, text in (twice, later, theirs)] == [[], [], []]
+    # a confirmation approved after the first was sent is not due either
+    again = approve(database, fresh, own_words, purpose="opt_out_confirmation",
+                    text=confirm + " Again")  # fmt: skip
+    drain(database, sim_url)
+    assert row(database, again[0])["status"] == "suppressed"
+    with database.connect() as conn:
+        conn.execute("DELETE FROM raw.ghl_contacts WHERE contact_id = %s", (ghl_stop,))
+
+
 def test_a_stop_that_lands_while_the_message_is_claimed_stops_it(
     database: Database, studio: Studio, sim_url: str, fresh: dict[str, Any]
 ) -> None:

@@ -85,6 +85,20 @@ def test_an_opted_out_client_is_never_written_to_not_even_later(why: str) -> Non
     assert decide(facts(now, opted_out=why), RULES, now) == Decision("suppress", why)
 
 
+def test_an_opt_out_allows_its_one_confirmation_and_nothing_else() -> None:
+    now = at(NY, 2026, 12, 3, 10, 0)
+    stopped = {"opted_out": "STOP reply", "purpose": "opt_out_confirmation"}
+    assert decide(facts(now, **stopped, confirms_opt_out=True), RULES, now) == SEND
+    # already confirmed, or GHL's own opt-out (GHL confirms it): not sent
+    assert decide(facts(now, **stopped), RULES, now).action == "suppress"
+    # the confirmation does not open the door to anything else
+    other = facts(now, opted_out="STOP reply", purpose="reply", confirms_opt_out=False)
+    assert decide(other, RULES, now) == Decision("suppress", "STOP reply")
+    # and still waits for the client's morning
+    night = at(NY, 2026, 12, 3, 23, 0)
+    assert decide(facts(night, **stopped, confirms_opt_out=True), RULES, night).action == "hold"
+
+
 def test_a_trigger_that_no_longer_holds_suppresses() -> None:
     now = at(NY, 2026, 12, 3, 10, 0)
     decision = decide(facts(now, trigger_gone="booking cancelled"), RULES, now)

@@ -31,6 +31,7 @@ PURPOSES = {
     "re_engagement": "Re-engagement",
     "milestone": "Goal milestone",
     "reply": "Suggested reply",
+    "opt_out_confirmation": "Opt-out confirmation",
 }
 TRIGGERS = {
     "booking_created": "booking created",

@@ -15,7 +15,8 @@ from uuid import UUID
 import psycopg
 from psycopg.rows import class_row
 
-TIME_BOUND = ("reminder", "confirmation", "no_show_checkin", "reschedule_offer", "reply")
+TIME_BOUND = ("reminder", "confirmation", "no_show_checkin", "reschedule_offer", "reply",
+              "opt_out_confirmation")  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -130,6 +130,16 @@ def is_opt_out(text: str) -> bool:
     return bool(_KEYWORD_REPLY.fullmatch(words)) or _mentions(_OPT_OUT_SENTENCE, plain)
 
 
+# The keywords carriers and GHL act on themselves (DND on, and their own confirmation).
+CARRIER_KEYWORDS = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "quit"})
+
+
+def is_carrier_keyword(text: str) -> bool:
+    """Whether the reply is a bare carrier opt-out keyword ("STOP"), which GHL answers
+    itself; TrainU confirms only the opt-outs it recognised in the client's own words."""
+    return _NOT_A_WORD.sub("", normalize_text(text)) in CARRIER_KEYWORDS
+
+
 # --- escalation ------------------------------------------------------------------------------
 
 # Also what `safety` looks for in a draft that diagnoses ("you probably tore your hamstring").

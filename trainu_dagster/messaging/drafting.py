@@ -44,7 +44,7 @@ log = get_logger(__name__)
 
 Purpose = Literal[
     "confirmation", "reminder", "no_show_checkin", "reschedule_offer", "re_engagement",
-    "milestone", "reply",
+    "milestone", "reply", "opt_out_confirmation",
 ]  # fmt: skip
 Channel = Literal["SMS", "Email"]
 
@@ -56,6 +56,8 @@ PURPOSES: dict[str, str] = {
     "re_engagement": "the client has drifted away: invite them back warmly, no pressure",
     "milestone": "congratulate the client on the goal milestone they reached",
     "reply": "answer the client's last message helpfully, or say the trainer will follow up",
+    "opt_out_confirmation": "confirm the client is unsubscribed and will get no more "
+    "messages; nothing else, no offer, no question",
 }
 # USD per million tokens (input, output), for the cost estimate in the telemetry.
 PRICES: dict[str, tuple[float, float]] = {

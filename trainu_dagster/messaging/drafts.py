@@ -32,7 +32,11 @@ from psycopg.types.json import Jsonb
 from trainu_dagster.ghl.webhook_payloads import ParsedEvent
 from trainu_dagster.ingest.clients import ensure_clients, record_opt_outs
 from trainu_dagster.ingest.process import WebhookEvent
-from trainu_dagster.messaging.classify import CRISIS_GUIDANCE, classify_inbound
+from trainu_dagster.messaging.classify import (
+    CRISIS_GUIDANCE,
+    classify_inbound,
+    is_carrier_keyword,
+)
 from trainu_dagster.messaging.drafting import (
     DraftRequest,
     DraftResult,
@@ -41,7 +45,7 @@ from trainu_dagster.messaging.drafting import (
     TemplateDrafter,
     ThreadMessage,
 )
-from trainu_dagster.messaging.policy import zone_or_utc
+from trainu_dagster.messaging.policy import OPT_OUT_CONFIRMATION, zone_or_utc
 from trainu_dagster.messaging.safety import SafetyContext, Verdict, validate_draft
 from trainu_dagster.messaging.triggers import Happening, happenings
 from trainu_dagster.observability.analytics import configured_analytics
@@ -178,7 +182,15 @@ def _inbound(
     verdict = classify_inbound(h.text or "")
     if verdict.opt_out:
         outcome.withdrawn += opt_out(conn, h.location_id, h.contact_id, client["id"], "STOP reply")
-        return []
+        if is_carrier_keyword(h.text or ""):
+            return []  # GHL acts on its STOP keywords and confirms them itself
+        return [DraftPlan(
+            purpose=OPT_OUT_CONFIRMATION, location_id=h.location_id, client_id=client["id"],
+            key=f"{OPT_OUT_CONFIRMATION}:{h.location_id}:{h.message_id}", facts={},
+            trigger={"event": "inbound_message", "message_id": h.message_id,
+                     "webhook_event_id": h.webhook_event_id, "intent": "opt_out"},
+            correlation_id=h.correlation_id, channel=_sendable_channel(h.channel),
+        )]  # fmt: skip
     if verdict.escalation is not None:
         outcome.escalated.extend(_escalate(conn, h, client, verdict.escalation))
         return []
@@ -466,7 +478,9 @@ def _wanted(
     for plan in plans:
         client = clients.get(plan.client_id)
         slot = (plan.client_id, plan.purpose)
-        if client is None or client["opted_out"] or slot in taken or slot in seen:
+        if client is None or slot in taken or slot in seen:
+            continue
+        if client["opted_out"] and plan.purpose != OPT_OUT_CONFIRMATION:
             continue
         if plan.key in done or _channel(plan, client) is None:
             continue

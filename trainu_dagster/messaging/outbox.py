@@ -337,9 +337,12 @@ def claim(
         return [], report
     clients = list({row["client_id"] for row in rows})
     opted_out = _opt_outs(conn, clients)
+    confirming = _may_confirm(
+        conn, [r["id"] for r in rows if r["purpose"] == policy.OPT_OUT_CONFIRMATION]
+    )
     recent = _recent_sends(conn, clients, now)
     burst = _sent_since(conn, {row["location_id"] for row in rows}, now - BURST_WINDOW)
-    claims = []
+    claims, confirmed = [], set()  # confirmed: clients whose one confirmation is claimed
     for row in rows:
         location = row["location_id"]
         if location in report.paused:
@@ -349,6 +352,7 @@ def claim(
             approved_at=row["approved_at"],
             zone=policy.zone_or_utc(row["timezone"]),
             opted_out=opted_out.get((row["client_id"], row["channel"])),
+            confirms_opt_out=row["id"] in confirming and row["client_id"] not in confirmed,
             trigger_gone=trigger_gone(conn, row, now),
             recent=recent[row["client_id"]],
         )
@@ -359,6 +363,8 @@ def claim(
             continue
         if decision.action == "send":
             claims.append(_claim(conn, row, run_id, now))
+            if row["purpose"] == policy.OPT_OUT_CONFIRMATION:
+                confirmed.add(row["client_id"])
             recent[row["client_id"]].append((now, row["purpose"] in policy.SERVICE_PURPOSES))
             burst[location] += 1
         elif decision.action == "hold":
@@ -473,6 +479,29 @@ def _opt_outs(conn: psycopg.Connection, clients: list[UUID]) -> dict[tuple[UUID,
             if why:
                 found[(client_id, channel)] = why
     return found
+
+
+def _may_confirm(conn: psycopg.Connection, message_ids: list[UUID]) -> set[UUID]:
+    """Of these opt-out confirmations, the ones that may go: the client is opted out in
+    TrainU while GHL has no DND on the channel (so GHL sent no confirmation of its own),
+    and no other confirmation has gone to them since the opt-out."""
+    if not message_ids:
+        return set()
+    return {row[0] for row in conn.execute(
+        """SELECT m.id FROM app.messages m
+           JOIN app.clients c ON c.id = m.client_id
+           LEFT JOIN raw.ghl_contacts g
+                  ON g.location_id = c.location_id AND g.contact_id = c.ghl_contact_id
+           WHERE m.id = ANY(%s) AND c.opted_out_at IS NOT NULL AND NOT coalesce(g.dnd, false)
+             AND coalesce(g.payload->'dndSettings'->m.channel->>'status', '') <> 'active'
+             AND NOT EXISTS (
+                 SELECT FROM app.messages o
+                 WHERE o.client_id = m.client_id AND o.id <> m.id
+                   AND o.purpose = 'opt_out_confirmation'
+                   AND o.status IN ('queued', 'sent', 'delivered')
+                   AND coalesce(o.sent_at, o.claimed_at) >= c.opted_out_at)""",
+        (message_ids,),
+    )}  # fmt: skip
 
 
 def _recent_sends(
@@ -629,6 +658,8 @@ def _last_look(conn: psycopg.Connection, claim: Claim) -> str | None:
     ).fetchone()[0]
     if paused:
         return "paused"
+    if claim.purpose == policy.OPT_OUT_CONFIRMATION and _may_confirm(conn, [claim.id]):
+        return None
     return _opt_outs(conn, [claim.client_id]).get((claim.client_id, claim.channel))
 
 

@@ -18,7 +18,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 # Messages about a session the client booked, or an answer to the client's own message:
 # they have their own allowance instead of the marketing caps (`SendRules`).
-SERVICE_PURPOSES = ("confirmation", "reminder", "reply")
+SERVICE_PURPOSES = ("confirmation", "reminder", "reply", "opt_out_confirmation")
+# The one message an opt-out allows: that it took effect (TrainU's own, for a STOP-family
+# reply GHL did not act on; GHL confirms its own STOP keywords).
+OPT_OUT_CONFIRMATION = "opt_out_confirmation"
 DAY, WEEK = timedelta(hours=24), timedelta(days=7)
 
 
@@ -41,6 +44,7 @@ class SendFacts:
     approved_at: datetime
     zone: ZoneInfo  # the client's, else the studio's
     opted_out: str | None = None  # why, if the client may not be written to on this channel
+    confirms_opt_out: bool = False  # the single confirmation the client's opt-out allows
     trigger_gone: str | None = None  # why the reason for the message no longer holds
     # outbound messages to this client in the last 7 days (ours and those sent from GHL),
     # each with whether it was a service message
@@ -60,7 +64,9 @@ SEND = Decision("send")
 def decide(facts: SendFacts, rules: SendRules, now: datetime) -> Decision:
     """The first rule that stops the message, else send. Order matters: an opted-out
     client is never merely held, and a stale approval is not sent after a long hold."""
-    if facts.opted_out:
+    if facts.purpose == OPT_OUT_CONFIRMATION and not facts.confirms_opt_out:
+        return Decision("suppress", "opt-out confirmation not due (already sent, or GHL's own)")
+    if facts.opted_out and not facts.confirms_opt_out:
         return Decision("suppress", facts.opted_out)
     if facts.trigger_gone:
         return Decision("suppress", facts.trigger_gone)

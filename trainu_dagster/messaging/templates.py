@@ -51,6 +51,10 @@ SMS: dict[str, str] = {
     "reply": (
         "Hi {{ first_name }}, thanks for your message! {{ trainer }} will get back to you shortly."
     ),
+    "opt_out_confirmation": (
+        "Hi {{ first_name }}, you're unsubscribed from {{ studio }} messages and won't hear "
+        "from us again."
+    ),
 }
 # The same messages rewritten as a trainer asks in the inbox ("shorter", "warmer"): what
 # the offline drafter can do without a model. Each passes the safety rules on its own.
@@ -74,6 +78,7 @@ RESTYLED: dict[str, dict[str, str]] = {
         ),
         "milestone": "Congratulations {{ first_name }}, you've {{ achievement }}! Keep going!",
         "reply": "Hi {{ first_name }}, thanks! {{ trainer }} will reply shortly.",
+        "opt_out_confirmation": "{{ first_name }}, unsubscribed: no more messages from us.",
     },
     "warmer": {
         "confirmation": (
@@ -108,6 +113,10 @@ RESTYLED: dict[str, dict[str, str]] = {
             "Hi {{ first_name }}, thank you so much for your message! {{ trainer }} will get "
             "back to you personally very soon."
         ),
+        "opt_out_confirmation": (
+            "Done, {{ first_name }}: you're unsubscribed from {{ studio }} messages and won't "
+            "hear from us again. Thank you for training with us."
+        ),
     },
 }
 SUBJECTS: dict[str, str] = {
@@ -118,6 +127,7 @@ SUBJECTS: dict[str, str] = {
     "re_engagement": "We'd love to see you back",
     "milestone": "Congratulations, {{ first_name }}!",
     "reply": "Re: your message",
+    "opt_out_confirmation": "You're unsubscribed",
 }
 # An email is the SMS text with a greeting line break and a signature.
 EMAIL_SIGNATURE = "\n\n{{ sign_off }}\n{{ trainer }}, {{ studio }}"
