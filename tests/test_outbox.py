@@ -18,6 +18,7 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import httpx
+import psycopg
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus, RunRequest, SkipReason, build_sensor_context
 from psycopg.rows import dict_row
@@ -62,27 +63,34 @@ def sim_url(studio: Studio) -> Iterator[str]:
         yield url
 
 
+def in_trainu(conn: psycopg.Connection, studio: Studio, name: str) -> dict[str, UUID]:
+    """The studio's location in TrainU (no burst brake: the tests send hundreds in seconds;
+    its own test sets it) and a client for each reachable contact: contact id → client id."""
+    conn.execute(
+        """INSERT INTO app.locations (location_id, name, timezone, burst_limit,
+               max_messages_per_day, max_messages_per_week)
+           VALUES (%s, %s, %s, 100000, 20, 50)""",
+        (studio.location_id, name, zone_where(range(10, 18))),
+    )
+    return {
+        c["id"]: conn.execute(
+            """INSERT INTO app.clients (location_id, ghl_contact_id, name, phone)
+               VALUES (%s, %s, %s, %s) RETURNING id""",
+            (studio.location_id, c["id"], c.get("name") or "Client", c["phone"]),
+        ).fetchone()[0]
+        for c in studio.contacts.values()
+        if not c["deleted"] and c.get("phone") and not c["dnd"]
+    }
+
+
 @pytest.fixture(scope="module")
 def world(database: Database, studio: Studio) -> dict[str, Any]:
     """The studio in TrainU: its owner, and a client for each reachable contact."""
-    contacts = [c for c in studio.contacts.values()
-                if not c["deleted"] and c.get("phone") and not c["dnd"]]  # fmt: skip
     with database.connect() as conn:
-        conn.execute(
-            "INSERT INTO app.locations (location_id, name, timezone) VALUES (%s, 'Outbox Gym', %s)",
-            (LOCATION, zone_where(range(10, 18))),
-        )
+        clients = in_trainu(conn, studio, "Outbox Gym")
         owner = accounts.create_user(conn, location_id=LOCATION, email="owner@outbox.example",
                                      password="a long enough password", role="owner",
                                      display_name="Owner")  # fmt: skip
-        clients = {
-            c["id"]: conn.execute(
-                """INSERT INTO app.clients (location_id, ghl_contact_id, name, phone)
-                   VALUES (%s, %s, %s, %s) RETURNING id""",
-                (LOCATION, c["id"], c.get("name") or "Client", c["phone"]),
-            ).fetchone()[0]
-            for c in contacts
-        }
     return {"owner": owner, "clients": clients, "contacts": list(clients)}
 
 
@@ -744,23 +752,8 @@ def other_url(other_studio: Studio) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def other_world(database: Database, other_studio: Studio, world: dict[str, Any]) -> dict[str, Any]:
-    contacts = [c for c in other_studio.contacts.values()
-                if not c["deleted"] and c.get("phone") and not c["dnd"]]  # fmt: skip
     with database.connect() as conn:
-        conn.execute(
-            """INSERT INTO app.locations (location_id, name, timezone, burst_limit,
-                   max_messages_per_day, max_messages_per_week)
-               VALUES (%s, 'Other Gym', %s, 100000, 20, 50)""",
-            (OTHER, zone_where(range(10, 18))),
-        )
-        clients = {
-            c["id"]: conn.execute(
-                """INSERT INTO app.clients (location_id, ghl_contact_id, name, phone)
-                   VALUES (%s, %s, %s, %s) RETURNING id""",
-                (OTHER, c["id"], c.get("name") or "Client", c["phone"]),
-            ).fetchone()[0]
-            for c in contacts
-        }
+        clients = in_trainu(conn, other_studio, "Other Gym")
     # `approve` writes as the first studio's owner: an approval's author is not checked here
     return {"owner": world["owner"], "clients": clients, "contacts": list(clients)}
 
