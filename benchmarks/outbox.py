@@ -23,7 +23,7 @@ check reads real facts: DND, recent messages, bookings), then:
     the most requests of any kind in 10 s per studio comes from the simulators' counts,
     sampled every 0.5 s.
 (b) **latency**: a studio of its own (its own database, as a separate stack) and a real
-    `dagster-daemon` with the stack's instance (`dagster.yaml`, `workspace.yaml`, every
+    `dagster-daemon` with the stack's instance (`deploy/stack/dagster.yaml`, `workspace.yaml`, every
     sensor and schedule as `trainu up` runs them; the outbox sensor at its 2 s interval,
     the default run launcher). Approvals come one by one through the inbox's own
     `approve` at random intervals (2–12 s); approval → sent (`approved_at` → `sent_at`)
@@ -42,7 +42,6 @@ import argparse
 import json
 import os
 import random
-import shutil
 import signal
 import statistics
 import subprocess
@@ -74,6 +73,7 @@ from trainu_dagster.ingest.pull import STREAMS, PullOptions, pull_stream
 from trainu_dagster.messaging import outbox
 from trainu_dagster.observability.logging import configure_logging
 from trainu_dagster.settings import PROJECT_ROOT
+from trainu_dagster.stack import install_instance_config
 
 TOKEN = "bench-token"  # noqa: S105 - the local simulators' token
 CEILING, WINDOW = 100, 10.0  # GHL: 100 requests per 10 s per location
@@ -390,10 +390,7 @@ def pull_forever(spec: str) -> None:
 
 
 def dagster_home(work: Path) -> Path:
-    home = work / "dagster_home"
-    home.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
-    return home
+    return install_instance_config(work / "dagster_home")
 
 
 @contextmanager

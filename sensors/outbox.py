@@ -3,7 +3,7 @@
 A send run serves for minutes (see `trainu_dagster.messaging.send_loop`): it sends what
 is due, then waits for the next approval. So the sensor only keeps one run queued behind
 the one in flight while a sender is wanted (messages due, or drafts waiting for a
-decision): one running (the `send` lane's limit in dagster.yaml) and one waiting, which
+decision): one running (the `send` lane's limit in deploy/stack/dagster.yaml) and one waiting, which
 starts the moment the running one ends. Claims are exclusive in the database anyway, so
 two runs could never send one message twice.
 """

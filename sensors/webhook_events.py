@@ -2,7 +2,7 @@
 
 A run drains deliveries for minutes (see `trainu_dagster.ingest.drain`), so the sensor
 only keeps one run queued behind the one in flight while deliveries flow: never more than
-one running (the `ingest` lane's limit in dagster.yaml) and one waiting, however many
+one running (the `ingest` lane's limit in deploy/stack/dagster.yaml) and one waiting, however many
 deliveries arrive. The waiting run starts the moment the running one ends.
 """
 

@@ -26,6 +26,7 @@ from trainu_dagster.definitions import defs
 from trainu_dagster.jobs import LANE, LOCATION_TAG
 from trainu_dagster.resources.postgres import PostgresResource
 from trainu_dagster.settings import PROJECT_ROOT
+from trainu_dagster.stack import install_instance_config
 
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 
@@ -33,8 +34,7 @@ DAGSTER = str(Path(sys.executable).parent / "dagster")
 @pytest.fixture(scope="module")
 def dagster_home(database: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     ensure_database_exists(database, database.dagster_database)
-    home = tmp_path_factory.mktemp("dagster_home")
-    shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    home = install_instance_config(tmp_path_factory.mktemp("dagster_home"))
     previous = os.environ.get("TRAINU_DAGSTER_STORAGE_URL")
     os.environ["TRAINU_DAGSTER_STORAGE_URL"] = database.dagster_storage_url()
     yield home
@@ -54,6 +54,39 @@ def test_definitions_validate_for_the_workspace(dagster_home: Path, database: Da
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "All code locations passed validation" in result.stdout + result.stderr
+
+
+def clone_of_the_repository(into: Path) -> Path:
+    """The repository's files as a fresh clone has them (tracked and not ignored: no dbt
+    manifest, no state), with this working tree's changes."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=PROJECT_ROOT, capture_output=True, check=True,
+    ).stdout.decode().split("\0")  # fmt: skip
+    for name in filter(None, listed):
+        source = PROJECT_ROOT / name
+        if source.is_file():
+            (into / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, into / name)
+    return into
+
+
+def test_a_fresh_clone_validates_with_dagsters_own_cli_and_nothing_set(tmp_path: Path) -> None:
+    """`dagster definitions validate -w workspace.yaml` from the root of a clone with no
+    manifest, no DAGSTER_HOME, no TrainU settings, not even the virtualenv on PATH: the
+    code location builds dbt's manifest itself and Dagster uses a local instance."""
+    clone = clone_of_the_repository(tmp_path / "clone")
+    assert not (clone / "dbt_project" / "target" / "manifest.json").exists()
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("TRAINU_", "DAGSTER_", "PG", "VIRTUAL_ENV"))}  # fmt: skip
+    env["PATH"] = "/usr/local/bin:/usr/bin:/bin"
+    result = subprocess.run(
+        [DAGSTER, "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=clone, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "All code locations passed validation" in result.stdout + result.stderr
+    assert (clone / "dbt_project" / "target" / "manifest.json").exists()
 
 
 def test_dbt_builds_queue_one_at_a_time(dagster_home: Path) -> None:

@@ -4,7 +4,7 @@ from dagster import Definitions, in_process_executor
 from dagster_dbt import DbtCliResource
 
 from sensors import all_sensors
-from trainu_dagster.assets.dbt import dbt_project, trainu_dbt_models
+from trainu_dagster.assets.dbt import DBT_EXECUTABLE, dbt_project, trainu_dbt_models
 from trainu_dagster.assets.drafts import state_drafts
 from trainu_dagster.assets.insights import client_risk, risk_backtest
 from trainu_dagster.assets.raw import ghl_raw_tables
@@ -44,6 +44,6 @@ defs = Definitions(
     resources={
         "database": PostgresResource(),
         "ghl": GhlResource(),
-        "dbt": DbtCliResource(project_dir=dbt_project),
+        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
     },
 )

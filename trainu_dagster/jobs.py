@@ -4,7 +4,7 @@ Landing jobs (webhook ingest, pulls, the history backfill, dead-letter retries) 
 each (every job runs on the in-process executor, set in `definitions.py`: a run is one
 process, quick to start) and report the raw tables they changed as materializations,
 which is what refreshes the dbt models. Each kind of landing run has its own lane
-(`trainu/lane`, limited in `dagster.yaml`), so one kind never fills the run slots the
+(`trainu/lane`, limited in `deploy/stack/dagster.yaml`), so one kind never fills the run slots the
 others need.
 """
 

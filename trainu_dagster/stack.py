@@ -92,12 +92,22 @@ def service_commands(settings: Settings) -> dict[str, list[str]]:
     }
 
 
+# The stack's Dagster instance (storage in Postgres, run lanes). Not at the repository root:
+# Dagster's own CLI run there (`dagster dev -w workspace.yaml`) then falls back to a local
+# instance of its own instead of demanding the stack's storage URL.
+INSTANCE_CONFIG = PROJECT_ROOT / "deploy" / "stack" / "dagster.yaml"
+
+
+def install_instance_config(home: Path) -> Path:
+    """`home` made a DAGSTER_HOME with the stack's instance config."""
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(INSTANCE_CONFIG, home / "dagster.yaml")
+    return home
+
+
 def prepare_dagster_home(settings: Settings) -> Path:
     """DAGSTER_HOME lives in the state directory; its instance config is the repo's."""
-    home = settings.dagster_home
-    home.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
-    return home
+    return install_instance_config(settings.dagster_home)
 
 
 def simulator_environment(settings: Settings, database: Database) -> dict[str, str]:

@@ -8,8 +8,12 @@ are requested together on the next automation tick.
 
 import json
 import os
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from dagster import (
@@ -25,8 +29,26 @@ from trainu_dagster.resources.postgres import PostgresResource
 from trainu_dagster.settings import PROJECT_ROOT
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+# dbt beside this interpreter: Dagster's tools run from the virtualenv without its PATH too.
+DBT_EXECUTABLE = shutil.which("dbt") or str(Path(sys.executable).parent / "dbt")
+# `dbt parse` reads the profile but never connects: placeholders do where nothing is set.
+PARSE_ENV = {"PGHOST": "unused", "PGUSER": "unused", "PGDATABASE": "unused"}
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+
+
+def parse_dbt_project() -> None:
+    """Write dbt's manifest (`dbt parse`), which dagster-dbt reads at import: a fresh clone
+    has none until something builds it (`make` does; `dagster dev` re-parses on start)."""
+    subprocess.run(
+        [DBT_EXECUTABLE, "parse", "--quiet", "--project-dir", str(DBT_PROJECT_DIR),
+         "--profiles-dir", str(DBT_PROJECT_DIR)],
+        env={**PARSE_ENV, **os.environ, "DBT_USE_COLORS": "false"}, check=True,
+    )  # fmt: skip
+
+
 dbt_project.prepare_if_dev()
+if not dbt_project.manifest_path.exists():
+    parse_dbt_project()
 
 # eager(), except that:
 # - a model that was never built is built (eager only builds one that *became* missing while
@@ -101,7 +123,7 @@ def _environment(variables: Mapping[str, str]) -> Iterator[None]:
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     dagster_dbt_translator=TrainuDbtTranslator(),
-    pool="dbt",  # one build at a time (dagster.yaml)
+    pool="dbt",  # one build at a time (deploy/stack/dagster.yaml)
 )
 def trainu_dbt_models(
     context: AssetExecutionContext,
