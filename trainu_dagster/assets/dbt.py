@@ -37,8 +37,10 @@ dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_D
 
 
 def parse_dbt_project() -> None:
-    """Write dbt's manifest (`dbt parse`), which dagster-dbt reads at import: a fresh clone
-    has none until something builds it (`make` does; `dagster dev` re-parses on start)."""
+    """Write dbt's manifest (`dbt parse`), which dagster-dbt reads at import. A fresh clone
+    has none until something builds it (`make` does), and `dagster dev` should see the
+    models as they are now: dagster-dbt's own `prepare_if_dev` would run a `dbt` it finds
+    on PATH only, without the profile's placeholders."""
     subprocess.run(
         [DBT_EXECUTABLE, "parse", "--quiet", "--project-dir", str(DBT_PROJECT_DIR),
          "--profiles-dir", str(DBT_PROJECT_DIR)],
@@ -46,8 +48,7 @@ def parse_dbt_project() -> None:
     )  # fmt: skip
 
 
-dbt_project.prepare_if_dev()
-if not dbt_project.manifest_path.exists():
+if dbt_project.preparer.using_dagster_dev() or not dbt_project.manifest_path.exists():
     parse_dbt_project()
 
 # eager(), except that:
