@@ -160,3 +160,10 @@ def test_stack_runs_stops_cleanly_and_restarts_on_the_same_data(tmp_path: Path) 
         ]
         assert strays == []
         assert "embedded database stopped" in stack.log.read_text()
+    # the console is for people; each service's whole output is in its log file
+    console, daemon_log = stack.log.read_text(), stack.state_dir / "logs" / "dagster-daemon.log"
+    assert "Checking for new runs for sensor" in daemon_log.read_text()
+    assert "Checking for new runs for sensor" not in console
+    assert '"level":' not in console  # no raw JSON records
+    assert "| INFO    simulator_activity changes=" in console  # a JSON record, made a line
+    assert "BetaWarning" not in console

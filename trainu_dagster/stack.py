@@ -18,12 +18,15 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 import psutil
 from honcho.manager import Manager
+from honcho.printer import Message, Printer
 
 from trainu_dagster.db import embedded
 from trainu_dagster.db.server import Database
+from trainu_dagster.observability.console import ConsoleFilter
 from trainu_dagster.settings import PROJECT_ROOT, Settings
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -155,6 +158,35 @@ def exclusive_stack_lock(state_dir: Path) -> Iterator[None]:
         yield
 
 
+class ConsolePrinter(Printer):
+    """honcho's printer, but each service's output goes whole to `<log_dir>/<service>.log`
+    and only what a person should read reaches the console (`ConsoleFilter`)."""
+
+    def __init__(self, log_dir: Path) -> None:
+        super().__init__(sys.stdout)
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self._log_dir = log_dir
+        self._filters: dict[str, ConsoleFilter] = {}
+        self._files: dict[str, Any] = {}
+
+    def write(self, message: Message) -> None:
+        name = message.name or "system"
+        data = message.data.decode("utf-8", "replace") if isinstance(message.data, bytes) \
+            else message.data  # fmt: skip
+        if name not in self._files:
+            self._files[name] = open(self._log_dir / f"{name}.log", "a", buffering=1)  # noqa: SIM115
+            self._filters[name] = ConsoleFilter()
+        for line in data.splitlines():
+            self._files[name].write(line + "\n")
+            shown = self._filters[name].line(line)
+            if shown is not None:
+                super().write(message._replace(data=shown))
+
+    def close(self) -> None:
+        for handle in self._files.values():
+            handle.close()
+
+
 def _become_subreaper() -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
@@ -184,7 +216,8 @@ def run_stack(settings: Settings, prepare_database: Callable[[Settings], Databas
             _become_subreaper()
             prepare_dagster_home(settings)
             env = service_environment(settings, database)
-            manager = Manager()
+            printer = ConsolePrinter(settings.state_dir / "logs")
+            manager = Manager(printer=printer)
             for name, argv in service_commands(settings).items():
                 manager.add_process(
                     name, "exec " + shlex.join(argv), env=env, cwd=str(PROJECT_ROOT)
@@ -198,10 +231,13 @@ def run_stack(settings: Settings, prepare_database: Callable[[Settings], Databas
                     if simulating(settings)
                     else ""
                 )
-                + "(Ctrl-C stops everything)",
+                + f"(Ctrl-C stops everything; full logs in {settings.state_dir / 'logs'})",
                 flush=True,
             )
-            manager.loop()
+            try:
+                manager.loop()
+            finally:
+                printer.close()
             code = manager.returncode or 0
         finally:
             _reap_descendants()
