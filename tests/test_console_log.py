@@ -91,3 +91,17 @@ def test_a_logged_exception_is_shown_under_its_event_and_long_values_are_cut() -
     head, *rest = shown.splitlines()
     assert head == "ERROR   after_batch_failed note=" + "x" * 79 + "…"
     assert rest == ["Traceback (most recent call last):", "ValueError: bad"]
+
+
+def test_the_demo_accounts_are_shown_whole_even_right_after_a_hidden_line() -> None:
+    console = ConsoleFilter()
+    hidden = (
+        '{"event": "HTTP Request: POST http://x \\"200 OK\\"", "level": "info", "logger": "httpx"}'
+    )
+    lines = [
+        hidden,
+        "Demo accounts for the simulated studio (shown only this once; sign in at the URL):",
+        "  owner    owner@sim-studio.demo.trainu.example     drfxXSuiGTVTodYH  (Studio owner)",
+        "  trainer  trainer1@sim-studio.demo.trainu.example  ceerR8aBGdudDjTO  (Kristina Davis)",
+    ]
+    assert [console.line(line) for line in lines] == [None, *lines[1:]]
