@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -15,12 +16,15 @@ import httpx
 import psutil
 import psycopg
 import pytest
+from playwright.sync_api import expect
 
+from tests.browser_harness import chromium, new_page, wait_for_run
 from trainu_dagster.db import embedded
 
 pytestmark = pytest.mark.stack
 
 TRAINU = str(Path(sys.executable).parent / "trainu")
+DEMO_OWNER = re.compile(r"\|\s+owner\s+(\S+@\S+)\s+(\S+)\s+\((.+)\)$", re.M)
 WORKSPACE_QUERY = (
     "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
 )
@@ -125,6 +129,21 @@ def stop_with_ctrl_c(proc: subprocess.Popen) -> list[psutil.Process]:
     return tree
 
 
+def sign_in_with_the_printed_demo_owner(stack: Stack) -> None:
+    """What a newcomer does first: the owner account the console printed, in a browser."""
+    printed = DEMO_OWNER.search(stack.log.read_text())
+    assert printed, f"no demo owner account on the console:\n{stack.log.read_text()[-3000:]}"
+    email, password, name = printed.groups()
+    with chromium() as browser, new_page(browser) as page:
+        page.goto(f"http://127.0.0.1:{stack.streamlit_port}/")
+        page.get_by_role("textbox", name="Email").fill(email)
+        page.get_by_role("textbox", name="Password").fill(password)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("heading", name=f"Welcome, {name}")).to_be_visible()
+        wait_for_run(page)
+        expect(page.get_by_role("link", name="Dashboard")).to_be_visible()
+
+
 def test_stack_runs_stops_cleanly_and_restarts_on_the_same_data(tmp_path: Path) -> None:
     stack = Stack(tmp_path / "state")
     for attempt in (1, 2):
@@ -142,6 +161,7 @@ def test_stack_runs_stops_cleanly_and_restarts_on_the_same_data(tmp_path: Path) 
                         "data written by the first run must survive"
                     )
             if attempt == 1:
+                sign_in_with_the_printed_demo_owner(stack)
                 second = subprocess.run(
                     [TRAINU, "up"], env=stack.env, capture_output=True, text=True, timeout=60
                 )
