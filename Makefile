@@ -3,7 +3,7 @@
 UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 
-.PHONY: up test install manifest browser bench-webhooks bench-pulls bench-dbt bench-ingest bench-insights bench-drafts bench-outbox bench-app
+.PHONY: up test install manifest browser bench-webhooks bench-pulls bench-dbt bench-ingest bench-insights bench-drafts bench-outbox bench-app bench-stack
 
 install:
 	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --quiet --user "uv==$(UV_VERSION)"
@@ -54,3 +54,7 @@ bench-outbox: manifest
 # The app in Debian's Chromium (the `browser` target installs it), as the browser tests run it.
 bench-app: manifest browser
 	"$(UV)" run python benchmarks/app_browser.py
+
+# A fresh clone of this repository, `make up` in it, then bookings → drafts → sent on it.
+bench-stack: install
+	"$(UV)" run python benchmarks/stack_end_to_end.py
