@@ -10,7 +10,9 @@ bookings flowing through it.
 2. **webhook → draft in the inbox**: once the simulated studio's history has landed, N
    signed AppointmentCreate deliveries for its clients, a few seconds apart, each timed
    from its POST to the receiver until its confirmation is `pending_approval` in
-   `app.messages` (what the inbox lists) (goal p95 ≤ 20 s).
+   `app.messages` (what the inbox lists) (goal p95 ≤ 20 s). The first booking and the
+   first approval start the stack's first ingest and send runs: they are reported on their
+   own ("first"), the percentiles are the rest.
 3. **approval → sent**: each of those drafts approved through the inbox's own `approve`,
    timed until the outbox has sent it to the simulator (goal p95 ≤ 15 s).
 
@@ -143,14 +145,18 @@ def flow(clone: Path, ports: dict[str, int], bookings: int) -> dict[str, Any]:
                 time.sleep(0.05)
             to_send.append(time.monotonic() - approved)
             time.sleep(random.uniform(2, 6))  # noqa: S311 - a studio's pace
-    return {"bookings": len(to_draft), "webhook_to_draft_s": percentiles(to_draft),
-            "approval_to_sent_s": percentiles(to_send)}  # fmt: skip
+    # the first of each waited for its run to start (nothing was in flight yet): reported
+    # on its own, the rest are what a studio sees while the stack is up
+    return {"bookings": len(to_draft), "first_webhook_to_draft_s": round(to_draft[0], 2),
+            "first_approval_to_sent_s": round(to_send[0], 2),
+            "webhook_to_draft_s": percentiles(to_draft[1:]),
+            "approval_to_sent_s": percentiles(to_send[1:])}  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cold", action="store_true", help="uv with an empty package cache")
-    parser.add_argument("--bookings", type=int, default=10)
+    parser.add_argument("--bookings", type=int, default=21, help="the first one, then 20")
     args = parser.parse_args()
     results: dict[str, Any] = {"cold": args.cold}
     with tempfile.TemporaryDirectory(prefix="trainu-fresh-clone-") as work:
