@@ -63,6 +63,7 @@ import psutil
 import psycopg
 
 from benchmarks.support import save_results, start_database, stop_database
+from tests.ghl_simulator_harness import PerStudio
 from tests.receiver_harness import free_port
 from trainu_dagster import accounts
 from trainu_dagster.db import embedded, migrate
@@ -127,23 +128,6 @@ def simulators(
             process.terminate()
         for process in processes:
             process.wait(timeout=30)
-
-
-class PerStudio:
-    """What the outbox asks of GHL, each studio through its own client (each studio is
-    its own simulator, as each GHL location has its own limit); one budget for all."""
-
-    def __init__(self, clients: dict[str, GhlClient]) -> None:
-        self.clients = clients
-
-    def send_message(self, location_id: str, **options: Any) -> dict[str, Any]:
-        return self.clients[location_id].send_message(location_id, **options)
-
-    def conversations(self, location_id: str, **options: Any) -> list[dict[str, Any]]:
-        return self.clients[location_id].conversations(location_id, **options)
-
-    def conversation_messages(self, location_id: str, *args: Any, **options: Any) -> Any:  # noqa: ANN401
-        return self.clients[location_id].conversation_messages(location_id, *args, **options)
 
 
 def prepare_studios(

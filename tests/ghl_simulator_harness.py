@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from tests.receiver_harness import serving
+from trainu_dagster.ghl.client import GhlClient
 from trainu_dagster.ghl.simulator import Change, Studio, create_simulator_app, webhook_body
 from trainu_dagster.ghl.simulator.api import (
     CALENDARS_VERSION,
@@ -77,3 +78,20 @@ def webhooks_for(studio: Studio, changes: list[Change]) -> list[dict[str, Any]]:
         webhook_body(change, studio, webhook_id=f"wh-{i}", timestamp=change.at)
         for i, change in enumerate(changes)
     ]
+
+
+class PerStudio:
+    """What the outbox asks of GHL, each studio through its own client (its own simulator
+    here, as each GHL location has its own limit), every client with one budget."""
+
+    def __init__(self, clients: dict[str, GhlClient]) -> None:
+        self.clients = clients
+
+    def send_message(self, location_id: str, **options: Any) -> dict[str, Any]:
+        return self.clients[location_id].send_message(location_id, **options)
+
+    def conversations(self, location_id: str, **options: Any) -> list[dict[str, Any]]:
+        return self.clients[location_id].conversations(location_id, **options)
+
+    def conversation_messages(self, location_id: str, *args: Any, **options: Any):  # noqa: ANN201
+        return self.clients[location_id].conversation_messages(location_id, *args, **options)

@@ -16,15 +16,14 @@ import orjson
 import pytest
 
 from tests.fake_openai import fake_openai
+from tests.job_harness import ingest
 from tests.receiver_harness import Signer, post
 from trainu_dagster import accounts
 from trainu_dagster.db.server import Database
 from trainu_dagster.ingest.clients import ensure_clients
-from trainu_dagster.jobs import ingest_webhook_events
 from trainu_dagster.messaging import outbox
 from trainu_dagster.messaging.drafting import OpenAIDrafter, TemplateDrafter
 from trainu_dagster.messaging.drafts import DraftPlan, make_drafts, redraft, session_when
-from trainu_dagster.resources.postgres import PostgresResource
 
 LOCATION = "loc-drafts"
 TRAINER_GHL_ID = "user-jordan"
@@ -51,16 +50,6 @@ def deliver(url: str, signer: Signer, payload: dict[str, Any]) -> None:
     body = orjson.dumps(stamped)
     response = post(url, body, signer.headers(body, "ed25519"))
     assert response.status_code == 200, response.text
-
-
-def ingest(database: Database) -> None:
-    """One ingest run, as the sensor launches it: it applies and drafts, then goes idle."""
-    config = {"max_seconds": 20.0, "idle_seconds": 0.3, "report_seconds": 0.5}
-    result = ingest_webhook_events.execute_in_process(
-        run_config={"ops": {"apply_webhook_deliveries": {"config": config}}},
-        resources={"database": PostgresResource(database_url=database.url())},
-    )
-    assert result.success
 
 
 def contact(contact_id: str, first: str, **fields: Any) -> dict[str, Any]:

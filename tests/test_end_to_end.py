@@ -16,16 +16,14 @@ import orjson
 import pytest
 
 from tests.dbt_harness import dbt_ok
-from tests.ghl_simulator_harness import SIM_TOKEN, running_simulator
+from tests.ghl_simulator_harness import running_simulator
+from tests.job_harness import ingest, send_job
 from tests.receiver_harness import Signer, post
 from trainu_dagster import accounts
 from trainu_dagster.db.server import Database
 from trainu_dagster.ghl.simulator import generate_studio
 from trainu_dagster.ghl.simulator.studio import Studio
 from trainu_dagster.inbox import decisions
-from trainu_dagster.jobs import ingest_webhook_events, send_messages
-from trainu_dagster.resources.ghl import GhlResource
-from trainu_dagster.resources.postgres import PostgresResource
 
 LOCATION = "loc-e2e"
 TRAINER = "user-e2e"
@@ -55,22 +53,6 @@ def deliver(receiver_url: str, signer: Signer, payload: dict[str, Any]) -> None:
                                    "timestamp": datetime.now(UTC).isoformat()})  # fmt: skip
     response = post(receiver_url, body, signer.headers(body, "ed25519"))
     assert response.status_code == 200, response.text
-
-
-def ingest(database: Database) -> None:
-    config = {"max_seconds": 20.0, "idle_seconds": 0.3, "report_seconds": 0.5}
-    assert ingest_webhook_events.execute_in_process(
-        run_config={"ops": {"apply_webhook_deliveries": {"config": config}}},
-        resources={"database": PostgresResource(database_url=database.url())},
-    ).success
-
-
-def send(database: Database, sim_url: str) -> None:
-    assert send_messages.execute_in_process(
-        run_config={"ops": {"send_due_messages": {"config": {"idle_seconds": 0.0}}}},
-        resources={"database": PostgresResource(database_url=database.url()),
-                   "ghl": GhlResource(base_url=sim_url, token=SIM_TOKEN)},
-    ).success  # fmt: skip
 
 
 def booked(appointment_id: str, contact_id: str, days: int) -> dict[str, Any]:
@@ -147,8 +129,8 @@ def test_a_booking_is_confirmed_once_the_reply_lands_and_a_stop_stops_the_next(
         ).fetchone() == ("open",)
 
     confirmation, text = approve_draft(database, owner, "ap-e2e-1")
-    send(database, sim_url)
-    send(database, sim_url)  # a second run finds nothing more to send
+    assert send_job(database, sim_url).success
+    assert send_job(database, sim_url).success  # a second run finds nothing more to send
     assert status(database, confirmation) == ("sent", None)
     assert sent_to(studio, client["id"]) == [text]  # exactly once, the approved text
 
@@ -169,6 +151,6 @@ def test_a_booking_is_confirmed_once_the_reply_lands_and_a_stop_stops_the_next(
     queued, _ = approve_draft(database, owner, "ap-e2e-2")
     deliver(receiver_url, signer, replied(client["id"], "STOP"))
     ingest(database)
-    send(database, sim_url)
+    assert send_job(database, sim_url).success
     assert status(database, queued) == ("suppressed", "client opted out")
     assert sent_to(studio, client["id"]) == [text]  # nothing after the STOP

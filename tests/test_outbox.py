@@ -26,7 +26,8 @@ from psycopg.types.json import Jsonb
 
 from sensors.outbox import outbox_sensor
 from tests.cli_harness import run as trainu
-from tests.ghl_simulator_harness import SIM_TOKEN, running_simulator
+from tests.ghl_simulator_harness import SIM_TOKEN, PerStudio, running_simulator
+from tests.job_harness import send_job
 from trainu_dagster import accounts
 from trainu_dagster.db.server import Database
 from trainu_dagster.ghl.client import GhlClient, RequestBudget
@@ -35,7 +36,6 @@ from trainu_dagster.ghl.simulator.studio import Studio
 from trainu_dagster.inbox import decisions
 from trainu_dagster.jobs import send_messages
 from trainu_dagster.messaging import outbox
-from trainu_dagster.resources.ghl import GhlResource
 from trainu_dagster.resources.postgres import PostgresResource
 from trainu_dagster.settings import PROJECT_ROOT
 
@@ -500,11 +500,16 @@ def test_a_run_dying_at_any_step_neither_doubles_nor_loses_the_message(
     with pytest.raises(Crash):
         drain(database, sim_url)
     outbox.checkpoint = lambda s, m: None
-    # a new run before the lease is over leaves the claim alone...
+    reconciled_once_after_the_lease(database, studio, sim_url, message_id, text, step)
+
+
+def reconciled_once_after_the_lease(
+    database: Database, studio: Studio, sim_url: str, message_id: UUID, text: str, step: str
+) -> None:
+    """After a run died at `step`: a new run before the lease is over leaves the claim
+    alone, and one after it reconciles with GHL: sent exactly once, whatever the step."""
     drain(database, sim_url)
-    expect_queued = step != "recorded"
-    assert (row(database, message_id)["status"] == "queued") == expect_queued
-    # ...and after it, reconciles: sent exactly once, whatever the step
+    assert (row(database, message_id)["status"] == "queued") == (step != "recorded")
     after_lease = datetime.now(UTC) + LEASE + timedelta(seconds=1)
     drain(database, sim_url, clock=lambda: after_lease)
     assert row(database, message_id)["status"] == "sent"
@@ -528,6 +533,11 @@ def test_a_hundred_randomised_crashes_send_every_approved_message_exactly_once(
             drain(database, sim_url, lease=timedelta(0))
         outbox.checkpoint = lambda s, m: None
     drain(database, sim_url, lease=timedelta(0))  # the last crash, reconciled
+    each_sent_once(database, studio, approved)
+
+
+def each_sent_once(database: Database, studio: Studio, approved: dict[UUID, str]) -> None:
+    """Every approved message sent, and in GHL exactly once with its text."""
     with database.connect() as conn:
         statuses = dict(conn.execute(
             "SELECT id, status FROM app.messages WHERE id = ANY(%s)", (list(approved),),
@@ -558,14 +568,7 @@ def test_a_send_process_killed_at_any_step_neither_doubles_nor_loses_the_message
 ) -> None:
     message_id, text = approve(database, fresh, fresh["contacts"][23])
     assert killed_run(database, sim_url, step) == -signal.SIGKILL
-    # the claim outlives the process: a run before its lease is over leaves it alone...
-    drain(database, sim_url)
-    assert (row(database, message_id)["status"] == "queued") == (step != "recorded")
-    # ...and after it, reconciles with GHL: sent exactly once, whatever the step
-    after_lease = datetime.now(UTC) + LEASE + timedelta(seconds=1)
-    drain(database, sim_url, clock=lambda: after_lease)
-    assert row(database, message_id)["status"] == "sent"
-    assert len(in_ghl(studio, text)) == 1
+    reconciled_once_after_the_lease(database, studio, sim_url, message_id, text, step)
 
 
 def test_send_processes_killed_at_random_steps_send_every_message_exactly_once(
@@ -583,13 +586,8 @@ def test_send_processes_killed_at_random_steps_send_every_message_exactly_once(
         killed += code == -signal.SIGKILL
         assert code in (0, -signal.SIGKILL)
     drain(database, sim_url, lease=timedelta(0))  # the last one's claims, reconciled
-    with database.connect() as conn:
-        statuses = dict(conn.execute(
-            "SELECT id, status FROM app.messages WHERE id = ANY(%s)", (list(approved),),
-        ).fetchall())  # fmt: skip
     assert killed >= 10  # most runs died somewhere (the rest had fewer messages than `nth`)
-    assert set(statuses.values()) == {"sent"}
-    assert [len(in_ghl(studio, text)) for text in approved.values()] == [1] * len(approved)
+    each_sent_once(database, studio, approved)
 
 
 def test_the_claim_is_exclusive_between_concurrent_runs(
@@ -614,18 +612,6 @@ def no_drafts_waiting(database: Database) -> None:
             """UPDATE app.messages SET status = 'rejected', rejected_reason = 'test reset'
                WHERE status IN ('pending_approval', 'needs_manual')"""
         )
-
-
-def send_job(
-    database: Database, sim_url: str, instance: DagsterInstance | None = None, **limits: float
-):  # noqa: ANN201
-    """The send job as the sensor launches it; by default one pass (nothing keeps it up)."""
-    return send_messages.execute_in_process(
-        run_config={"ops": {"send_due_messages": {"config": {"idle_seconds": 0.0} | limits}}},
-        resources={"database": PostgresResource(database_url=database.url()),
-                   "ghl": GhlResource(base_url=sim_url, token=SIM_TOKEN)},
-        instance=instance,
-    )  # fmt: skip
 
 
 def test_the_outbox_sensor_keeps_one_send_run_ready_while_approvals_may_come(
@@ -720,23 +706,6 @@ def test_operators_pause_resume_inspect_and_send_one_from_the_cli(
 # --- several studios at once ---------------------------------------------------------------
 
 OTHER = "loc-outbox-b"
-
-
-class PerStudio:
-    """What the outbox asks of GHL, each studio through its own client (its own simulator
-    here, as each GHL location has its own limit), every client with one budget."""
-
-    def __init__(self, clients: dict[str, GhlClient]) -> None:
-        self.clients = clients
-
-    def send_message(self, location_id: str, **options: Any) -> dict[str, Any]:
-        return self.clients[location_id].send_message(location_id, **options)
-
-    def conversations(self, location_id: str, **options: Any) -> list[dict[str, Any]]:
-        return self.clients[location_id].conversations(location_id, **options)
-
-    def conversation_messages(self, location_id: str, *args: Any, **options: Any):  # noqa: ANN201
-        return self.clients[location_id].conversation_messages(location_id, *args, **options)
 
 
 @pytest.fixture(scope="module")

@@ -322,7 +322,7 @@ def _retry_wait(state: RetryCallState) -> float:
     exc = state.outcome.exception() if state.outcome else None
     if isinstance(exc, RetryableGhlError) and exc.retry_after is not None:
         return exc.retry_after
-    return wait_exponential_jitter(initial=0.5, max=30)(state)
+    return wait_exponential_jitter(multiplier=0.5, max=30)(state)
 
 
 def _retryable(exc: BaseException) -> bool:

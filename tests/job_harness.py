@@ -1,0 +1,33 @@
+"""The ingest and send jobs run in-process, as their sensors launch them, for tests."""
+
+from __future__ import annotations
+
+from dagster import DagsterInstance, ExecuteInProcessResult
+
+from tests.ghl_simulator_harness import SIM_TOKEN
+from trainu_dagster.db.server import Database
+from trainu_dagster.jobs import ingest_webhook_events, send_messages
+from trainu_dagster.resources.ghl import GhlResource
+from trainu_dagster.resources.postgres import PostgresResource
+
+
+def ingest(database: Database) -> None:
+    """One ingest run: it applies what landed and drafts what it triggers, then goes idle."""
+    config = {"max_seconds": 20.0, "idle_seconds": 0.3, "report_seconds": 0.5}
+    result = ingest_webhook_events.execute_in_process(
+        run_config={"ops": {"apply_webhook_deliveries": {"config": config}}},
+        resources={"database": PostgresResource(database_url=database.url())},
+    )
+    assert result.success
+
+
+def send_job(
+    database: Database, sim_url: str, instance: DagsterInstance | None = None, **limits: float
+) -> ExecuteInProcessResult:
+    """The send job against the simulator; by default one pass (nothing keeps it up)."""
+    return send_messages.execute_in_process(
+        run_config={"ops": {"send_due_messages": {"config": {"idle_seconds": 0.0} | limits}}},
+        resources={"database": PostgresResource(database_url=database.url()),
+                   "ghl": GhlResource(base_url=sim_url, token=SIM_TOKEN)},
+        instance=instance,
+    )  # fmt: skip
