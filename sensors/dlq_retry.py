@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SkipReason, sensor
 
+from sensors.database import skip_without_database
 from trainu_dagster.ingest.dlq import due_ids
 from trainu_dagster.jobs import retry_dead_letters
 from trainu_dagster.resources.postgres import PostgresResource
@@ -15,6 +16,7 @@ from trainu_dagster.resources.postgres import PostgresResource
     minimum_interval_seconds=15,
     default_status=DefaultSensorStatus.RUNNING,
 )
+@skip_without_database
 def dlq_retry_sensor(
     context: SensorEvaluationContext, database: PostgresResource
 ) -> RunRequest | SkipReason:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SkipReason, sensor
 
+from sensors.database import skip_without_database
 from sensors.runs import run_waiting
 from trainu_dagster.jobs import outbox_lease, send_messages
 from trainu_dagster.messaging.send_loop import sender_wanted
@@ -19,6 +20,7 @@ from trainu_dagster.resources.postgres import PostgresResource
 
 
 @sensor(job=send_messages, minimum_interval_seconds=2, default_status=DefaultSensorStatus.RUNNING)
+@skip_without_database
 def outbox_sensor(
     context: SensorEvaluationContext, database: PostgresResource
 ) -> RunRequest | SkipReason:

@@ -2,6 +2,7 @@
 
 from dagster import DefaultSensorStatus, RunFailureSensorContext, run_failure_sensor
 
+from sensors.database import skip_without_database
 from trainu_dagster.jobs import LOCATION_TAG
 from trainu_dagster.observability.product_events import record_event
 from trainu_dagster.resources.postgres import PostgresResource
@@ -10,6 +11,7 @@ CORRELATION_TAG = "trainu/correlation_id"
 
 
 @run_failure_sensor(default_status=DefaultSensorStatus.RUNNING, minimum_interval_seconds=15)
+@skip_without_database
 def record_run_failure(context: RunFailureSensorContext, database: PostgresResource) -> None:
     run = context.dagster_run
     with database.connect() as conn:

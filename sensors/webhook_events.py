@@ -8,6 +8,7 @@ deliveries arrive. The waiting run starts the moment the running one ends.
 
 from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SkipReason, sensor
 
+from sensors.database import skip_without_database
 from sensors.runs import run_waiting
 from trainu_dagster.ingest.drain import DrainLimits, deliveries_flowing
 from trainu_dagster.jobs import ingest_webhook_events
@@ -19,6 +20,7 @@ from trainu_dagster.resources.postgres import PostgresResource
     minimum_interval_seconds=2,
     default_status=DefaultSensorStatus.RUNNING,
 )
+@skip_without_database
 def webhook_events_sensor(
     context: SensorEvaluationContext, database: PostgresResource
 ) -> RunRequest | SkipReason:

@@ -13,12 +13,15 @@ from pathlib import Path
 import pytest
 from dagster import (
     DagsterInstance,
+    SkipReason,
     build_run_status_sensor_context,
+    build_sensor_context,
     in_process_executor,
     job,
     op,
 )
 
+from sensors import all_sensors
 from sensors.run_failure import record_run_failure
 from trainu_dagster.assets.dbt import trainu_dbt_models
 from trainu_dagster.db.server import Database, ensure_database_exists
@@ -175,3 +178,32 @@ def test_failed_run_becomes_a_run_failed_event(dagster_home: Path, database: Dat
     location, run_id, job_name, error = rows[0]
     assert (location, run_id, job_name) == ("L1", result.run_id, "failing_pull")
     assert "explode" in error
+
+
+def test_without_the_database_every_sensor_skips_saying_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`dagster dev` from a fresh clone has no TrainU database: each tick skips with the
+    reason, instead of the same traceback every few seconds."""
+    monkeypatch.delenv("TRAINU_DATABASE_URL", raising=False)
+    monkeypatch.setenv("TRAINU_STATE_DIR", str(tmp_path / "state"))  # nothing running there
+    resources = {"database": PostgresResource()}
+    with DagsterInstance.ephemeral() as instance:
+        for sensor in all_sensors:
+            if sensor.name == "refresh_models_after_ingest":
+                continue  # Dagster's own automation sensor: it reads no TrainU table
+            if sensor.name == "record_run_failure":
+                failed = failing_pull.execute_in_process(instance=instance, raise_on_error=False)
+                context = build_run_status_sensor_context(
+                    sensor_name=sensor.name,
+                    dagster_event=failed.get_run_failure_event(),
+                    dagster_instance=instance,
+                    dagster_run=instance.get_run_by_id(failed.run_id),
+                    resources=resources,
+                ).for_run_failure()
+            else:
+                context = build_sensor_context(instance=instance, resources=resources)
+            skipped = sensor(context)
+            assert isinstance(skipped, SkipReason), sensor.name
+            assert "database is not running" in (skipped.skip_message or ""), sensor.name
+            assert "make up" in (skipped.skip_message or "")

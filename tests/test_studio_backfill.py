@@ -69,7 +69,8 @@ def sense(database: Database, instance: DagsterInstance) -> list[RunRequest | Sk
     context = build_sensor_context(
         instance=instance, resources={"database": PostgresResource(database_url=database.url())}
     )
-    return list(studio_backfill_sensor(context))
+    found = studio_backfill_sensor(context)
+    return found if isinstance(found, list) else [found]
 
 
 def backfill_run(database: Database, sim_url: str, instance: DagsterInstance, request: RunRequest):
