@@ -25,6 +25,7 @@ pytestmark = pytest.mark.stack
 
 TRAINU = str(Path(sys.executable).parent / "trainu")
 DEMO_OWNER = re.compile(r"\|\s+owner\s+(\S+@\S+)\s+(\S+)\s+\((.+)\)$", re.M)
+LONG_LIVED = ("ingest_webhook_events", "send_messages")
 WORKSPACE_QUERY = (
     "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
 )
@@ -117,8 +118,18 @@ class Stack:
         # receiver must accept with the key the stack configured.
         wait_for(simulated_webhooks_landed, "signed webhooks from the GHL simulator", proc)
 
-    def database_url(self) -> str:
-        return embedded.status(self.state_dir / "pgdata").url("trainu")
+    def database_url(self, database: str = "trainu") -> str:
+        return embedded.status(self.state_dir / "pgdata").url(database)
+
+    def runs(self, *, status: str | None = None, ids: list[str] | None = None) -> dict[str, str]:
+        """The long-lived runs (ingest, send) in Dagster's run storage: id → status."""
+        with psycopg.connect(self.database_url("trainu_dagster")) as conn:
+            return dict(conn.execute(
+                """SELECT run_id, status FROM runs
+                   WHERE pipeline_name = ANY(%s) AND (%s::text IS NULL OR status = %s)
+                     AND (%s::text[] IS NULL OR run_id = ANY(%s))""",
+                (list(LONG_LIVED), status, status, ids, ids),
+            ).fetchall())  # fmt: skip
 
 
 def stop_with_ctrl_c(proc: subprocess.Popen) -> list[psutil.Process]:
@@ -146,6 +157,7 @@ def sign_in_with_the_printed_demo_owner(stack: Stack) -> None:
 
 def test_stack_runs_stops_cleanly_and_restarts_on_the_same_data(tmp_path: Path) -> None:
     stack = Stack(tmp_path / "state")
+    serving: dict[str, str] = {}
     for attempt in (1, 2):
         proc = stack.start()
         try:
@@ -162,11 +174,16 @@ def test_stack_runs_stops_cleanly_and_restarts_on_the_same_data(tmp_path: Path) 
                     )
             if attempt == 1:
                 sign_in_with_the_printed_demo_owner(stack)
+                # the simulator's webhooks keep an ingest run serving: Ctrl-C stops it
+                wait_for(lambda: bool(stack.runs(status="STARTED")), "a serving run", proc)
+                serving = stack.runs(status="STARTED")
                 second = subprocess.run(
                     [TRAINU, "up"], env=stack.env, capture_output=True, text=True, timeout=60
                 )
                 assert second.returncode == 1
                 assert "already running" in second.stderr
+            else:  # ...and it ended its pass and succeeded, instead of failing interrupted
+                assert set(stack.runs(ids=list(serving)).values()) == {"SUCCESS"}
         finally:
             if proc.poll() is None:
                 tree = stop_with_ctrl_c(proc)

@@ -45,6 +45,7 @@ from trainu_dagster.messaging.send_loop import ServeLimits, serve
 from trainu_dagster.resources.ghl import GhlResource
 from trainu_dagster.resources.postgres import PostgresResource
 from trainu_dagster.settings import get_settings
+from trainu_dagster.shutdown import stop_requested
 
 LANE = "trainu/lane"
 LOCATION_TAG = "trainu/location_id"
@@ -107,7 +108,8 @@ def apply_webhook_deliveries(
                     f"{outcome.withdrawn} withdrawn"
                 )
 
-        drain(database.database().connect, limits, report, after_batch=draft)
+        with stop_requested() as stop:
+            drain(database.database().connect, limits, report, after_batch=draft, stop=stop)
 
 
 @job(
@@ -153,11 +155,11 @@ def send_due_messages(
     app_database = database.database()
     limits = ServeLimits(max_seconds=config.max_seconds, idle_seconds=config.idle_seconds,
                          poll_seconds=config.poll_seconds)  # fmt: skip
-    with ghl.client(database) as client:
+    with ghl.client(database) as client, stop_requested() as stop:
         serve(
             lambda: app_database.connect(autocommit=True), client, run_id=context.run_id,
             cap=settings.outbox_run_cap, lease=outbox_lease(), limits=limits, on_pass=report,
-            approval_expiry=timedelta(hours=settings.approval_expiry_hours),
+            approval_expiry=timedelta(hours=settings.approval_expiry_hours), stop=stop,
         )  # fmt: skip
 
 

@@ -13,6 +13,7 @@ delivery triggers happens within seconds, and a failure there never undoes a del
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,9 +44,12 @@ def drain(
     on_report: Callable[[IngestSummary], None],
     after_batch: Callable[[psycopg.Connection, IngestSummary], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
+    stop: threading.Event | None = None,
 ) -> IngestSummary:
-    """Apply deliveries until the limits say stop; returns the run's totals. `connect`
-    opens a connection to the application database (keyword arguments go to psycopg)."""
+    """Apply deliveries until the limits say stop, or `stop` is set (the process is
+    stopping: what was applied is reported, and the run ends cleanly); returns the run's
+    totals. `connect` opens a connection to the application database (keyword arguments
+    go to psycopg)."""
     total, unreported = IngestSummary(), IngestSummary()
     with connect(autocommit=True) as listener, connect() as conn:
         listen(listener, CHANNEL)
@@ -64,10 +68,10 @@ def drain(
                 _report(conn, unreported, on_report)
                 unreported, last_report = IngestSummary(), now
             stop_at = min(started + limits.max_seconds, last_landed + limits.idle_seconds)
-            if now >= stop_at:
+            if now >= stop_at or (stop is not None and stop.is_set()):
                 break
             if batch.claimed < BATCH_SIZE:  # caught up: sleep until something lands
-                await_notification(listener, min(limits.poll_seconds, stop_at - now))
+                await_notification(listener, min(limits.poll_seconds, stop_at - now), stop)
         if unreported.claimed:
             _report(conn, unreported, on_report)
     log.info(

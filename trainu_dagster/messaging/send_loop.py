@@ -12,6 +12,7 @@ keeps queued takes over), or once it has sent the run cap.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,10 +45,12 @@ def serve(
     limits: ServeLimits,
     on_pass: Callable[[outbox.Report], None],
     clock: Callable[[], float] = time.monotonic,
+    stop: threading.Event | None = None,
 ) -> outbox.Report:
-    """Drain the outbox pass after pass until the limits say stop; `on_pass` hears of each
-    pass that did something. `connect` opens an autocommit connection to the application
-    database (the studios' workers take theirs from it too). Returns the run's totals."""
+    """Drain the outbox pass after pass until the limits say stop, or `stop` is set (the
+    process is stopping); `on_pass` hears of each pass that did something. `connect`
+    opens an autocommit connection to the application database (the studios' workers
+    take theirs from it too). Returns the run's totals."""
     total = outbox.Report()
     with connect() as listener, connect() as conn:
         listen(listener, CHANNEL)
@@ -63,9 +66,9 @@ def serve(
             if sender_wanted(conn, now=datetime.now(UTC), lease=lease):
                 last_wanted = now
             stop_at = min(started + limits.max_seconds, last_wanted + limits.idle_seconds)
-            if total.sent >= cap or now >= stop_at:
+            if total.sent >= cap or now >= stop_at or (stop is not None and stop.is_set()):
                 return total
-            await_notification(listener, min(limits.poll_seconds, stop_at - now))
+            await_notification(listener, min(limits.poll_seconds, stop_at - now), stop)
 
 
 def sender_wanted(conn: psycopg.Connection, *, now: datetime, lease: timedelta) -> bool:
