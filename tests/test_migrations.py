@@ -43,7 +43,13 @@ EXPECTED_TABLES = {
         "events",
         "audit_log",
     },
-    "ops": {"sync_queue", "webhook_rejections", "ghl_request_budget", "ghl_requests"},
+    "ops": {
+        "sync_queue",
+        "webhook_rejections",
+        "webhook_deferrals",
+        "ghl_request_budget",
+        "ghl_requests",
+    },
 }
 
 

@@ -222,7 +222,8 @@ def test_nothing_is_answered_with_5xx_for_garbage(receiver_url: str, signer: Sig
 
 
 def test_a_bug_in_the_webhook_handler_answers_429_not_5xx() -> None:
-    """GHL treats a 5xx as final: a crash must make it deliver again, once fixed."""
+    """GHL treats a 5xx as final: a crash must make it deliver again, once fixed (and
+    then believe the redelivery's old timestamp: the 429 is noted)."""
 
     async def broken_handler(scope: object, receive: object) -> Answer:
         raise KeyError("a parser bug")
@@ -230,7 +231,8 @@ def test_a_bug_in_the_webhook_handler_answers_429_not_5xx() -> None:
     async def fallback(scope: dict, receive: object, send: object) -> None:
         raise AssertionError("the webhook route must not reach the fallback app")
 
-    app = WebhookFrontDoor({"/webhooks/ghl": broken_handler}, fallback)
+    deferred: list[datetime] = []
+    app = WebhookFrontDoor({"/webhooks/ghl": broken_handler}, fallback, deferred.append)
 
     async def call() -> httpx.Response:
         transport = httpx.ASGITransport(app=app)
@@ -241,6 +243,7 @@ def test_a_bug_in_the_webhook_handler_answers_429_not_5xx() -> None:
     assert response.status_code == 429
     assert response.headers["retry-after"] == "10"
     assert response.json() == {"error": "internal error; retry"}
+    assert len(deferred) == 1
 
 
 def test_wrong_methods_and_unknown_paths_are_clear_4xx(receiver_url: str) -> None:

@@ -74,18 +74,60 @@ def test_database_down_mid_stream_loses_nothing(own_server, tmp_path: Path) -> N
     assert retry_events == len(deferred)
 
 
-def test_a_deferred_delivery_may_come_back_after_the_replay_window(
+def deferral_periods(database: Database) -> list[tuple[int]]:
+    with database.connect() as conn:
+        return conn.execute("SELECT deliveries FROM ops.webhook_deferrals").fetchall()
+
+
+def wait_until(check, timeout: float = 20) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def test_a_deferred_delivery_may_come_back_after_the_replay_window_to_any_receiver(
     own_server, tmp_path: Path
 ) -> None:
+    """GHL redelivers a 429'd body as it was, old timestamp and all: this receiver, another
+    replica and a restarted one accept it; an old body never deferred is still a replay."""
     pgdata, database = own_server
     signer = Signer()
     settings = receiver_settings(database.url(), signer, tmp_path, webhook_replay_window_seconds=2)
-    deferred = delivery({"type": "ContactUpdate", "locationId": "loc-1", "id": "late"})
-    never_seen = delivery({"type": "ContactUpdate", "locationId": "loc-1", "id": "replayed"})
+    replayed = delivery({"type": "ContactUpdate", "locationId": "loc-1", "id": "replayed"})
+    time.sleep(5)  # sent well before the outage
+    deferred = [delivery({"type": "ContactUpdate", "locationId": "loc-1", "id": f"late-{i}"})
+                for i in range(2)]  # fmt: skip
     with running_receiver(settings) as base:
         embedded.stop(pgdata)
-        assert post(base, deferred, signer.headers(deferred)).status_code == 429
+        for body in deferred:
+            assert post(base, body, signer.headers(body)).status_code == 429
         embedded.start(pgdata)
-        time.sleep(2.5)  # both bodies are now older than the window
-        assert post(base, deferred, signer.headers(deferred)).status_code == 200
-        assert post(base, never_seen, signer.headers(never_seen)).status_code == 401
+        time.sleep(2.5)  # every body is now older than the window
+        assert post(base, deferred[0], signer.headers(deferred[0])).status_code == 200
+        assert post(base, replayed, signer.headers(replayed)).status_code == 401
+        wait_until(lambda: deferral_periods(database) == [(2,)])  # one period, two 429s
+    with running_receiver(settings) as another:  # another replica, or this one restarted
+        assert post(another, deferred[1], signer.headers(deferred[1])).status_code == 200
+        assert post(another, replayed, signer.headers(replayed)).status_code == 401
+    assert sorted(webhook_ids(database)) == sorted(orjson.loads(b)["webhookId"] for b in deferred)
+
+
+def test_a_delivery_refused_by_the_rate_limit_is_taken_when_ghl_redelivers_it(
+    own_server, tmp_path: Path
+) -> None:
+    _, database = own_server
+    signer = Signer()
+    settings = receiver_settings(database.url(), signer, tmp_path, webhook_replay_window_seconds=2,
+                                 webhook_rate_limit_per_minute=3)  # fmt: skip
+    bodies = [delivery({"type": "ContactUpdate", "locationId": "loc-1", "id": f"burst-{i}"})
+              for i in range(5)]  # fmt: skip
+    with running_receiver(settings) as base:
+        answers = [post(base, body, signer.headers(body)).status_code for body in bodies]
+        assert answers == [200, 200, 200, 429, 429]
+        wait_until(lambda: deferral_periods(database) == [(2,)])
+    time.sleep(2.5)  # GHL comes back later (here: past the window), to any replica
+    with running_receiver(settings) as another:
+        for body in bodies[3:]:
+            assert post(another, body, signer.headers(body)).status_code == 200
+    assert sorted(webhook_ids(database)) == sorted(orjson.loads(b)["webhookId"] for b in bodies)

@@ -12,7 +12,7 @@ import contextlib
 import gc
 import random
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -37,6 +37,7 @@ from trainu_dagster.ghl.signatures import (
     verify_workflow,
 )
 from trainu_dagster.ghl.webhook_payloads import Route, envelope
+from trainu_dagster.ingest.deferrals import DeferralLog
 from trainu_dagster.ingest.landing import Delivery, Lander, LandingUnavailable
 from trainu_dagster.observability.analytics import ProductAnalytics
 from trainu_dagster.observability.logging import configure_logging, get_logger
@@ -48,9 +49,6 @@ RETRY_AFTER_SECONDS = "10"
 STORED_HEADERS = frozenset(
     ("content-type", "user-agent", "x-forwarded-for", "x-ghl-signature", "x-wh-signature")
 )
-# GHL redelivers a 429'd webhook up to 6 times about 10 minutes apart, with the original
-# body; we accept such a redelivery's old timestamp for this long.
-REDELIVERY_GRACE = timedelta(hours=2)
 
 
 class BodyTooLarge(Exception):
@@ -113,24 +111,6 @@ class FixedWindowLimiter:
         return self._counts[key] <= self._per_minute
 
 
-class RedeliveryMemory:
-    """Webhook ids this process answered 429, so their redelivery is not called a replay."""
-
-    def __init__(self, capacity: int = 100_000) -> None:
-        self._seen: OrderedDict[str, float] = OrderedDict()
-        self._capacity = capacity
-
-    def remember(self, webhook_id: str) -> None:
-        self._seen[webhook_id] = time.monotonic()
-        self._seen.move_to_end(webhook_id)
-        while len(self._seen) > self._capacity:
-            self._seen.popitem(last=False)
-
-    def deferred_recently(self, webhook_id: str) -> bool:
-        since = self._seen.get(webhook_id)
-        return since is not None and time.monotonic() - since < REDELIVERY_GRACE.total_seconds()
-
-
 Headers = list[tuple[bytes, bytes]]
 
 
@@ -173,10 +153,14 @@ class WebhookFrontDoor:
     """
 
     def __init__(
-        self, routes: Mapping[str, Callable[[Scope, Receive], Awaitable[Answer]]], app: ASGIApp
+        self,
+        routes: Mapping[str, Callable[[Scope, Receive], Awaitable[Answer]]],
+        app: ASGIApp,
+        deferred: Callable[[datetime], None],
     ) -> None:
         self._routes = routes
         self._app = app
+        self._deferred = deferred  # told of each 429 it answers itself
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         handler = self._routes.get(scope["path"]) if scope["type"] == "http" else None
@@ -192,6 +176,7 @@ class WebhookFrontDoor:
                 answer = await handler(scope, receive)
             except Exception:
                 log.exception("webhook_handler_failed", path=scope["path"])
+                self._deferred(datetime.now(UTC))
                 answer = Answer.retry_later("internal error; retry")
         body = orjson.dumps(answer.body)
         headers = [
@@ -209,14 +194,29 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     keys = webhook_keys(settings)
     dsn = connect_database(settings, start_embedded=False).url()
     lander = Lander(dsn, analytics=ProductAnalytics.from_settings(settings))
-    redeliveries = RedeliveryMemory()
     limiter = FixedWindowLimiter(settings.webhook_rate_limit_per_minute)
     window = timedelta(seconds=settings.webhook_replay_window_seconds)
+    deferrals = DeferralLog(dsn, slack=window)
 
     def reject(route: Route, status: int, reason: str, message: str) -> Answer:
         lander.count_rejection(route, reason)
         log.info("webhook_rejected", route=route, reason=reason, status=status)
-        return Answer.retry_later(message) if status == 429 else Answer(status, {"error": message})
+        if status == 429:
+            deferrals.note(datetime.now(UTC))
+            return Answer.retry_later(message)
+        return Answer(status, {"error": message})
+
+    async def fresh_or_redelivered(sent_at: datetime, received_at: datetime) -> bool | None:
+        """Within the replay window, or old but sent while a receiver answered 429 (GHL's
+        redelivery); None when that cannot be looked up now."""
+        if abs(received_at - sent_at) <= window:
+            return True
+        if sent_at > received_at:  # from the future: never a redelivery
+            return False
+        try:
+            return await deferrals.covers(sent_at)
+        except (psycopg.Error, OSError):
+            return None
 
     async def receive(scope: Scope, receive_message: Receive, route: Route) -> Answer:
         received_at = datetime.now(UTC)
@@ -246,18 +246,21 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         if not isinstance(payload, dict):
             return reject(route, 400, "not_an_object", "expected a JSON object")
 
-        webhook_id = payload.get("webhookId") if isinstance(payload.get("webhookId"), str) else None
         sent_at = delivery_time(payload)
         if sent_at is None and route == "marketplace":
             return reject(route, 401, "missing_timestamp", "signed body has no valid timestamp")
-        redelivered = webhook_id is not None and redeliveries.deferred_recently(webhook_id)
-        if sent_at is not None and abs(received_at - sent_at) > window and not redelivered:
-            return reject(
-                route,
-                401,
-                "stale_timestamp",
-                f"timestamp outside the {window.seconds} s replay window",
-            )
+        if sent_at is not None:
+            timely = await fresh_or_redelivered(sent_at, received_at)
+            if timely is None:
+                deferrals.note(received_at)
+                return Answer.retry_later("temporarily unable to check the delivery; retry")
+            if not timely:
+                return reject(
+                    route,
+                    401,
+                    "stale_timestamp",
+                    f"timestamp outside the {window.seconds} s replay window",
+                )
 
         correlation_id = _correlation_id()
         delivery = Delivery(
@@ -273,8 +276,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
             landed = await lander.land(delivery)
         except LandingUnavailable:
             lander.count_deferred()
-            if webhook_id:
-                redeliveries.remember(webhook_id)
+            deferrals.note(received_at)
             log.warning(
                 "webhook_deferred",
                 route=route,
@@ -306,10 +308,12 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         gc.collect()
         gc.freeze()
         await lander.start()
+        await deferrals.start()
         try:
             yield
         finally:
             await lander.stop()
+            await deferrals.stop()
 
     health = Starlette(
         routes=[
@@ -322,4 +326,5 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         {"/webhooks/ghl": webhook_route("marketplace"),
          "/webhooks/ghl/workflow": webhook_route("workflow")},
         health,
+        deferrals.note,
     )  # fmt: skip
