@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
 import re
 import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +16,7 @@ import pytest
 
 from tests.ghl_simulator_harness import SIM_TOKEN, api_headers, running_simulator
 from trainu_dagster.ghl.simulator import RateLimit, Studio, generate_studio
+from trainu_dagster.ghl.simulator.live import StudioKeeper
 from trainu_dagster.ghl.simulator.studio import epoch_ms
 
 LOCATION = "Lk7nWq3RzA9bXc2TfE5v"
@@ -348,3 +351,31 @@ def test_contact_by_id_and_deleted_contacts(sim: str, studio: Studio) -> None:
     assert found["id"] == contact["id"] and "deleted" not in found
     missing = get(sim, "/contacts/nope", "contacts")
     assert missing.status_code == 400 and missing.json()["message"] == "Contact not found"
+
+
+def test_a_kept_studio_resumes_the_same_world_where_it_stopped(tmp_path: Path) -> None:
+    """`trainu simulate --keep` (the stack's): a restart resumes the world, as GHL would
+    have it, instead of generating another beside what TrainU already holds."""
+    params = {"location_id": LOCATION, "trainers": 2, "clients": 40, "days": 30, "seed": 3}
+    keeper = StudioKeeper(tmp_path / "sim.studio", params)
+    assert keeper.load() is None  # nothing kept yet: the simulator generates
+    studio = generate_studio(LOCATION, trainers=2, clients=40, days=30, seed=3, now=NOW)
+    live = random.Random(5)
+    studio.advance(live, NOW + timedelta(hours=6), events=40)
+    keeper.save(studio)
+
+    resumed = keeper.load()
+    assert resumed is not None and resumed.now == studio.now
+    assert resumed.truth() == studio.truth()
+    # it goes on from there: new records get new ids, and both copies still agree
+    made = resumed.advance(live, NOW + timedelta(hours=12), events=40)
+    assert made and not {c.entity_id for c in made if c.kind == "create"} & set(
+        id for records in studio.truth().values() for id in records
+    )
+    with resumed.lock:  # its lock is a new one, and works
+        assert resumed.summary()["counts"]["contact"] >= 40
+
+    other = StudioKeeper(tmp_path / "sim.studio", params | {"seed": 4})
+    assert other.load() is None  # kept for another studio: generated anew
+    (tmp_path / "sim.studio").write_bytes(b"not a studio")
+    assert keeper.load() is None  # unreadable: generated anew, never a crash

@@ -411,6 +411,14 @@ def simulate(
             "running database's app tables first.",
         ),
     ] = False,
+    keep: Annotated[
+        bool,
+        typer.Option(
+            "--keep/--no-keep",
+            help="Keep the studio in the state directory between runs, as GHL would: a "
+            "restart resumes the same world instead of generating it anew.",
+        ),
+    ] = False,
 ) -> None:
     """Run the local GHL simulator: a generated studio behind GHL's REST API, live activity
     and signed webhooks. It accepts TRAINU_GHL_TOKEN (a random one, printed, if unset); its
@@ -439,6 +447,7 @@ def simulate(
         events_per_minute=events_per_minute,
         token=token,
         database_url=database_url,
+        keep_path=settings.state_dir / "simulator" / f"{location}.studio" if keep else None,
     )
 
 

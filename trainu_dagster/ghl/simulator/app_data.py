@@ -83,6 +83,9 @@ SELECT r.id, g.location_id, g.id, g.client_id, r.value, r.recorded_at
 FROM unnest(%s::uuid[], %s::uuid[], %s::numeric[], %s::timestamptz[])
      AS r (id, goal_id, value, recorded_at)
 JOIN app.goals g ON g.id = r.goal_id AND g.location_id = %s
+ON CONFLICT (id) DO UPDATE
+SET goal_id = excluded.goal_id, client_id = excluded.client_id, value = excluded.value,
+    recorded_at = excluded.recorded_at
 """
 
 

@@ -215,6 +215,19 @@ class Studio:
         self._open: dict[str, tuple[int, int]] = {}
         self._conversation_of: dict[str, str] = {}
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled to keep the world between simulator runs (`live.StudioKeeper`), as GHL
+        keeps a studio; the lock and Faker are made anew on load."""
+        state = self.__dict__.copy()
+        del state["lock"], state["faker"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.lock = threading.RLock()
+        self.faker = Faker("en_US")
+        self.faker.seed_instance(self._rng.getrandbits(32))
+
     # --- accessors ---------------------------------------------------------------------
 
     @property
