@@ -74,14 +74,36 @@ def test_a_library_warning_goes_with_its_source_line_and_a_traceback_stays_whole
         '  File "/x/trainu_dagster/jobs.py", line 110, in send_due_messages',
         "psycopg.OperationalError: the connection is lost",
     ]
-    assert [console.line(line) for line in lines] == [
-        None,
-        None,
-        "ERROR   send_messages - run failed",
+    assert (
+        [console.line(line) for line in lines]
+        == [
+            None,
+            None,
+            "ERROR   send_messages - run failed",
+            None,  # a traceback is held until its last line says what it was...
+            None,
+            "\n".join(lines[3:]),  # ...then shown whole
+        ]
+    )
+
+
+def test_the_traceback_of_a_process_asked_to_stop_is_left_out() -> None:
+    """Ctrl-C: dagster-daemon dies of the interrupt it was sent, which is no error."""
+    console = ConsoleFilter()
+    lines = [
         "Traceback (most recent call last):",
-        '  File "/x/trainu_dagster/jobs.py", line 110, in send_due_messages',
-        "psycopg.OperationalError: the connection is lost",
+        '  File "<frozen runpy>", line 198, in _run_module_as_main',
+        '  File "/x/dagster/_cli/__init__.py", line 50, in main',
+        "    cli(auto_envvar_prefix=ENV_PREFIX)",
+        "           ^^^^^^^^^^^^^^^^^^^^^^^^^^",
+        "dagster._core.errors.DagsterExecutionInterruptedError",
+        "INFO    Stopping server once all current RPC calls terminate or 60 seconds pass",
+        "Traceback (most recent call last):",
+        '  File "/x/streamlit/web/bootstrap.py", line 3, in run',
+        "KeyboardInterrupt",
     ]
+    shown = [console.line(line) for line in lines]
+    assert shown == [None] * 6 + [lines[6]] + [None] * 3
 
 
 def test_a_logged_exception_is_shown_under_its_event_and_long_values_are_cut() -> None:

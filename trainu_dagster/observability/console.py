@@ -5,7 +5,8 @@ one short line per event worth a person's attention: our JSON logs as `LEVEL eve
 key=value...`, Dagster's job and op messages, every warning and error with its traceback.
 Left out of the console (still in the files): debug lines, each HTTP request httpx and the
 simulator's server log, the Dagster daemon's routine ticks ("Checking for new runs for
-sensor..."), dbt's per-model progress, and Python library warnings with their source line.
+sensor..."), dbt's per-model progress, Python library warnings with their source line, and
+the traceback of a process interrupted because it was asked to stop (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ DBT_PROGRESS = re.compile(
     r"|Found \d+|Concurrency:|Finished running|Completed successfully|\s*$)"
 )
 LIBRARY_WARNING = re.compile(r"^\S+\.py:\d+: \w*Warning: ")
+TRACEBACK = "Traceback (most recent call last):"
+INTERRUPTED = re.compile(r"^(?:KeyboardInterrupt|[\w.]*DagsterExecutionInterruptedError)\b")
 SHORT_RUN_ID = r"\1"  # a run's id as the Dagster UI shows it: its first 8 characters
 VALUE_CHARS = 80
 
@@ -37,11 +40,19 @@ class ConsoleFilter:
 
     def __init__(self) -> None:
         self._dropping = False
+        self._traceback: list[str] = []  # held until its exception line says what it was
 
     def line(self, raw: str) -> str | None:
         text = ANSI.sub("", raw).rstrip()
         if not text.strip() or (self._dropping and text[:1].isspace()):
             return None
+        if text == TRACEBACK or (self._traceback and text[:1].isspace()):
+            self._traceback.append(text)
+            return None
+        if self._traceback:
+            block, self._traceback = [*self._traceback, text], []
+            self._dropping = False
+            return None if INTERRUPTED.match(text) else "\n".join(block)
         shown = self._shown(text)
         self._dropping = shown is None
         return shown
