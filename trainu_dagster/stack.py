@@ -14,7 +14,9 @@ import os
 import secrets
 import shlex
 import shutil
+import signal
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -33,6 +35,8 @@ PR_SET_CHILD_SUBREAPER = 36
 # Without a GHL token the stack runs against the local simulator, as this studio.
 SIMULATED_LOCATION = "sim-studio"
 CLEAN_STOP_CODES = {0, 130, 143}  # exited, or stopped by SIGINT / SIGTERM as asked
+DAEMON = "dagster-daemon"
+DAEMON_STOP_SECONDS = 5.0
 
 
 class StackAlreadyRunning(RuntimeError):
@@ -60,6 +64,7 @@ def service_commands(settings: Settings) -> dict[str, list[str]]:
             "--webhook-url",
             f"http://127.0.0.1:{settings.receiver_port}/webhooks/ghl",
             "--app-data",  # goals and entries exist only in TrainU: the simulator writes them
+            "--keep",  # a restart resumes the same studio, as GHL's would be
         ]
     }
     return {
@@ -73,7 +78,7 @@ def service_commands(settings: Settings) -> dict[str, list[str]]:
             "--workspace",
             workspace,
         ],
-        "dagster-daemon": [str(bin_dir / "dagster-daemon"), "run", "--workspace", workspace],
+        DAEMON: [str(bin_dir / "dagster-daemon"), "run", "--workspace", workspace],
         "receiver": [str(bin_dir / "trainu"), "receive", "--port", str(settings.receiver_port)],
         "streamlit": [
             str(bin_dir / "streamlit"),
@@ -158,6 +163,35 @@ def exclusive_stack_lock(state_dir: Path) -> Iterator[None]:
         yield
 
 
+class StackManager(Manager):
+    """honcho's manager, stopping the Dagster daemon before the rest. Told to stop, the
+    serving ingest and send runs end their pass and free their lane, and a daemon still up
+    would launch the queued successor into the shutdown, to fail there. The daemon's own
+    process exits at once on SIGTERM and leaves its runs alone: then every service's
+    process group, the runs with it, gets SIGTERM as usual."""
+
+    _daemon_stopped = False
+
+    def terminate(self) -> None:
+        daemon = self._processes.get(DAEMON, {})
+        if not self._daemon_stopped and "returncode" not in daemon and daemon.get("pid"):
+            self._daemon_stopped = True  # a second Ctrl-C (or uv's relay of it) goes on
+            self._system_print(f"stopping {DAEMON} first (no run is launched from now on)\n")
+            with suppress(ProcessLookupError):
+                os.kill(daemon["pid"], signal.SIGTERM)
+            _wait_until_exited(daemon["pid"], timeout=DAEMON_STOP_SECONDS)
+        super().terminate()
+
+
+def _wait_until_exited(pid: int, timeout: float) -> None:
+    """Until `pid` is gone or a zombie (honcho reaps it once its output pipe closes)."""
+    with suppress(psutil.NoSuchProcess):
+        process = psutil.Process(pid)
+        deadline = time.monotonic() + timeout
+        while process.status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
 class ConsolePrinter(Printer):
     """honcho's printer, but each service's output goes whole to `<log_dir>/<service>.log`
     and only what a person should read reaches the console (`ConsoleFilter`)."""
@@ -217,7 +251,7 @@ def run_stack(settings: Settings, prepare_database: Callable[[Settings], Databas
             prepare_dagster_home(settings)
             env = service_environment(settings, database)
             printer = ConsolePrinter(settings.state_dir / "logs")
-            manager = Manager(printer=printer)
+            manager = StackManager(printer=printer)
             for name, argv in service_commands(settings).items():
                 manager.add_process(
                     name, "exec " + shlex.join(argv), env=env, cwd=str(PROJECT_ROOT)
