@@ -7,13 +7,16 @@ bookings flowing through it.
    the receiver is ready with its database and the GHL simulator answers. The package
    cache is uv's own (warm on a developer's machine); `--cold` gives uv an empty cache, so
    every package is downloaded from the registry (goal ≤ 3 min warm).
-2. **webhook → draft in the inbox**: once the simulated studio's history has landed, N
+2. **first run populated**: seconds from `make up` until what a newcomer looks at first
+   holds the simulated studio's history: every mart the owner's dashboard reads, the
+   clients' risk insights, and drafts pending approval (goal ≤ 3 min).
+3. **webhook → draft in the inbox**: once the simulated studio's history has landed, N
    signed AppointmentCreate deliveries for its clients, a few seconds apart, each timed
    from its POST to the receiver until its confirmation is `pending_approval` in
    `app.messages` (what the inbox lists) (goal p95 ≤ 20 s). The first booking and the
    first approval start the stack's first ingest and send runs: they are reported on their
    own ("first"), the percentiles are the rest.
-3. **approval → sent**: each of those drafts approved through the inbox's own `approve`,
+4. **approval → sent**: each of those drafts approved through the inbox's own `approve`,
    timed until the outbox has sent it to the simulator (goal p95 ≤ 15 s).
 
 Then Ctrl-C (SIGINT), and the stack must exit cleanly.
@@ -30,26 +33,32 @@ import signal
 import subprocess
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 import psycopg
+from psycopg import sql
 
 from benchmarks.support import save_results
+from tests import stack_flow
 from tests.receiver_harness import free_port
-from trainu_dagster import accounts
 from trainu_dagster.db import embedded
-from trainu_dagster.ghl.signatures import ED25519_HEADER, sign_ed25519
-from trainu_dagster.ghl.simulator.webhooks import load_or_create_signing_key
-from trainu_dagster.inbox import decisions
 from trainu_dagster.settings import PROJECT_ROOT
+from trainu_dagster.stack import SIMULATED_LOCATION as LOCATION
 
-LOCATION = "sim-studio"
+# What the owner's dashboard reads (trainu_dagster/reporting/dashboards.py), then insights
+# and the inbox: each must hold rows of the simulated studio.
+DASHBOARD_MARTS = ("show_rate_by_location_weekly", "show_rate_by_trainer_weekly", "bookings",
+                   "risk_bands_daily", "message_funnel", "client_retention")  # fmt: skip
+FIRST_LOOK = {
+    "dashboards": [sql.SQL("SELECT EXISTS (SELECT FROM {} WHERE location_id = %s)").format(
+        sql.Identifier("marts", mart)) for mart in DASHBOARD_MARTS],
+    "insights": [sql.SQL("SELECT EXISTS (SELECT FROM app.insights WHERE location_id = %s)")],
+    "pending_drafts": [sql.SQL("SELECT EXISTS (SELECT FROM app.messages WHERE location_id = %s "
+                               "AND status = 'pending_approval')")],
+}  # fmt: skip
 LOADED = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
 
 
@@ -79,71 +88,35 @@ def services_answer(ports: dict[str, int]) -> bool:
     )
 
 
+def populated(url: str, checks: list[sql.Composable]) -> bool:
+    with psycopg.connect(url) as conn:
+        return all(conn.execute(check, (LOCATION,)).fetchone()[0] for check in checks)
+
+
 def percentiles(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
     at = lambda share: ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]  # noqa: E731
     return {"p50": round(at(0.5), 2), "p95": round(at(0.95), 2), "max": round(ordered[-1], 2)}
 
 
-def booking(conn: psycopg.Connection, client: tuple[str, str]) -> dict[str, Any]:
-    contact_id, trainer = client
-    start = datetime.now(UTC) + timedelta(days=3, hours=random.randint(0, 48))  # noqa: S311
-    calendar = conn.execute("SELECT max(calendar_id) FROM raw.ghl_appointments").fetchone()[0]
-    return {"type": "AppointmentCreate", "locationId": LOCATION, "webhookId": str(uuid.uuid4()),
-            "timestamp": datetime.now(UTC).isoformat(), "appointment": {
-                "id": f"bench-{uuid.uuid4().hex[:12]}", "calendarId": calendar,
-                "contactId": contact_id, "appointmentStatus": "confirmed",
-                "assignedUserId": trainer, "title": "PT session", "startTime": start.isoformat(),
-                "endTime": (start + timedelta(hours=1)).isoformat(),
-                "dateUpdated": datetime.now(UTC).isoformat()}}  # fmt: skip
-
-
 def flow(clone: Path, ports: dict[str, int], bookings: int) -> dict[str, Any]:
-    key = load_or_create_signing_key(clone / ".trainu" / "simulator" / "ed25519.pem")
+    receiver = f"http://127.0.0.1:{ports['RECEIVER']}"
     url = embedded.status(clone / ".trainu" / "pgdata").url("trainu")
     with psycopg.connect(url, autocommit=True) as conn:
-        owner = accounts.User(*conn.execute(
-            "SELECT id, location_id, email, role, display_name FROM app.users "
-            "WHERE role = 'owner' AND location_id = %s", (LOCATION,)).fetchone())  # fmt: skip
-        clients = conn.execute(
-            """SELECT c.ghl_contact_id, t.ghl_user_id FROM app.clients c
-               JOIN app.trainers t ON t.id = c.trainer_id
-               WHERE c.location_id = %s AND c.phone IS NOT NULL AND c.opted_out_at IS NULL
-                 AND NOT EXISTS (SELECT FROM app.messages m WHERE m.client_id = c.id
-                                 AND m.status IN ('pending_approval', 'approved', 'queued'))
-               ORDER BY random() LIMIT %s""",
-            (LOCATION, bookings),
-        ).fetchall()
+        stack_flow.sending_at_any_hour(conn)  # measured at any hour, not held until 08:00
         to_draft, to_send, skipped = [], [], []
-        for client in clients:
-            body = orjson.dumps(booking(conn, client))
-            appointment = orjson.loads(body)["appointment"]["id"]
+        for client in stack_flow.reachable_clients(conn, bookings):
             posted = time.monotonic()
-            httpx.post(f"http://127.0.0.1:{ports['RECEIVER']}/webhooks/ghl", content=body,
-                       headers={ED25519_HEADER: sign_ed25519(body, key),
-                                "content-type": "application/json"}).raise_for_status()  # fmt: skip
-            draft = None
-            while draft is None and time.monotonic() - posted < 120:
-                draft = conn.execute(
-                    """SELECT id, body, updated_at, status FROM app.messages
-                       WHERE trigger->>'appointment_id' = %s""",
-                    (appointment,),
-                ).fetchone()
-                time.sleep(0.05)
+            booked = stack_flow.book(conn, client, receiver, clone / ".trainu")
+            draft = stack_flow.draft_for(conn, booked, timeout=120)
             if draft is None or draft[3] != "pending_approval":  # e.g. needs_manual, or none
                 skipped.append(draft[3] if draft else "no draft within 120 s")
                 continue
             to_draft.append(time.monotonic() - posted)
-            with conn.transaction():
-                done = decisions.approve(conn, owner, decisions.Loaded(draft[0], draft[2]),
-                                         draft[1], now=datetime.now(UTC))  # fmt: skip
-            assert done.ok, done.detail
+            stack_flow.approve(conn, draft)
             approved = time.monotonic()
-            while conn.execute("SELECT status FROM app.messages WHERE id = %s",
-                               (draft[0],)).fetchone()[0] not in ("sent", "delivered"):  # fmt: skip
-                if time.monotonic() - approved > 120:
-                    raise SystemExit(f"{draft[0]} not sent within 120 s")
-                time.sleep(0.05)
+            if stack_flow.sent(conn, draft[0], timeout=120) is None:
+                raise SystemExit(f"{draft[0]} not sent within 120 s")
             to_send.append(time.monotonic() - approved)
             time.sleep(random.uniform(2, 6))  # noqa: S311 - a studio's pace
     # the first of each waited for its run to start (nothing was in flight yet): reported
@@ -172,11 +145,13 @@ def main() -> None:
         began = time.monotonic()
         subprocess.run(["git", "clone", "-q", str(PROJECT_ROOT), str(clone)], check=True)
         log = (Path(work) / "make-up.log").open("wb")
+        up_started = time.monotonic()
         proc = subprocess.Popen(["make", "up"], cwd=clone, env=env, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
         try:
             wait(lambda: services_answer(ports), "every service answering", proc, 900)
             results["clone_to_every_service_s"] = round(time.monotonic() - began, 1)
+            results["up_to_every_service_s"] = round(time.monotonic() - up_started, 1)
             print(f"fresh clone → every service answering: {results['clone_to_every_service_s']} s")
             url = lambda: embedded.status(clone / ".trainu" / "pgdata").url("trainu")  # noqa: E731
 
@@ -186,6 +161,10 @@ def main() -> None:
 
             wait(history_landed, "the simulated studio's clients", proc, 600)
             results["clone_to_history_s"] = round(time.monotonic() - began, 1)
+            for what, checks in FIRST_LOOK.items():
+                wait(lambda checks=checks: populated(url(), checks), what, proc, 600)
+                results[f"up_to_{what}_s"] = round(time.monotonic() - up_started, 1)
+                print(f"make up → {what}: {results[f'up_to_{what}_s']} s")
             results |= flow(clone, ports, args.bookings)
             print(f"webhook → draft {results['webhook_to_draft_s']}; approval → sent "
                   f"{results['approval_to_sent_s']}")  # fmt: skip

@@ -1,4 +1,6 @@
-"""`trainu up` on a fresh state directory: everything comes up, Ctrl-C stops everything."""
+"""The README's quick start (`make up`) on a fresh state directory: everything comes up, a
+newcomer signs in with the printed account and a booking's approved confirmation reaches
+the simulator; Ctrl-C stops everything."""
 
 from __future__ import annotations
 
@@ -18,8 +20,10 @@ import psycopg
 import pytest
 from playwright.sync_api import expect
 
+from tests import stack_flow
 from tests.browser_harness import chromium, new_page, wait_for_run
 from trainu_dagster.db import embedded
+from trainu_dagster.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.stack
 
@@ -74,7 +78,8 @@ class Stack:
     def start(self) -> subprocess.Popen:
         with open(self.log, "w") as log:
             return subprocess.Popen(
-                [TRAINU, "up"],
+                quick_start_command(),
+                cwd=PROJECT_ROOT,
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -132,11 +137,25 @@ class Stack:
             ).fetchall())  # fmt: skip
 
 
-def stop_with_ctrl_c(proc: subprocess.Popen) -> list[psutil.Process]:
+def quick_start_command() -> list[str]:
+    """The command the README's quick start runs in the clone (after `git clone`, `cd`)."""
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    block = re.search(r"## Quick start\n\n```\n(.*?)```", readme, re.S)
+    assert block, "the README has no quick start"
+    commands = block.group(1).strip().splitlines()
+    assert commands[0].startswith("git clone ") and commands[1].startswith("cd ")
+    assert commands[2:] == ["make up"], commands
+    return commands[2].split()
+
+
+def stop_with_ctrl_c(stack: Stack, proc: subprocess.Popen) -> list[psutil.Process]:
+    """Ctrl-C in the terminal: SIGINT to the foreground process group (make, uv, trainu)."""
     tree = psutil.Process(proc.pid).children(recursive=True)
     assert len(tree) >= 5  # webserver, daemon, streamlit, receiver, simulator (+ helpers)
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=90) == 0
+    os.killpg(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=90) in (0, -signal.SIGINT)  # make dies of the SIGINT it got
+    log = stack.log.read_text()
+    assert "] Error" not in log and "Traceback" not in log, log[-3000:]  # trainu up ended 0
     return tree
 
 
@@ -153,6 +172,31 @@ def sign_in_with_the_printed_demo_owner(stack: Stack) -> None:
         expect(page.get_by_role("heading", name=f"Welcome, {name}")).to_be_visible()
         wait_for_run(page)
         expect(page.get_by_role("link", name="Dashboard")).to_be_visible()
+
+
+def a_booking_is_confirmed_in_the_inbox_and_sent_to_the_simulator_once(
+    stack: Stack, proc: subprocess.Popen
+) -> None:
+    """What a newcomer does next: a booking's confirmation waits in the inbox; approved, it
+    goes to the simulator (GHL) by the stack's own sensor and send run, and the console
+    shows it arrive, once."""
+    with psycopg.connect(stack.database_url(), autocommit=True) as conn:
+        stack_flow.sending_at_any_hour(conn)
+        [client] = stack_flow.reachable_clients(conn, 1)
+        receiver = f"http://127.0.0.1:{stack.receiver_port}"
+        booked = stack_flow.book(conn, client, receiver, stack.state_dir)
+        draft = stack_flow.draft_for(conn, booked, timeout=90)
+        assert draft is not None and draft[3] == "pending_approval", draft
+        stack_flow.approve(conn, draft)
+        ghl_id = stack_flow.sent(conn, draft[0], timeout=120)
+    assert ghl_id, "the approved confirmation was not sent"
+
+    def arrivals() -> list[str]:
+        return [line for line in stack.log.read_text().splitlines()
+                if "message_sent_through_api" in line]  # fmt: skip
+
+    wait_for(lambda: bool(arrivals()), "the simulator's console line", proc, timeout=30)
+    assert len(arrivals()) == 1 and f"message_id={ghl_id}" in arrivals()[0], arrivals()
 
 
 def test_stack_runs_stops_cleanly_and_restarts_on_the_same_data(tmp_path: Path) -> None:
@@ -172,8 +216,13 @@ def test_stack_runs_stops_cleanly_and_restarts_on_the_same_data(tmp_path: Path) 
                     assert rows == [("Kept",), ("Simulated studio",)], (
                         "data written by the first run must survive"
                     )
+                    # the simulator resumed its studio, as GHL keeps one: no second world
+                    console = stack.log.read_text()
+                    assert "simulator_resumed" in console
+                    assert "simulator_generated" not in console
             if attempt == 1:
                 sign_in_with_the_printed_demo_owner(stack)
+                a_booking_is_confirmed_in_the_inbox_and_sent_to_the_simulator_once(stack, proc)
                 # the simulator's webhooks keep an ingest run serving: Ctrl-C stops it
                 wait_for(lambda: bool(stack.runs(status="STARTED")), "a serving run", proc)
                 serving = stack.runs(status="STARTED")
@@ -186,7 +235,7 @@ def test_stack_runs_stops_cleanly_and_restarts_on_the_same_data(tmp_path: Path) 
                 assert set(stack.runs(ids=list(serving)).values()) == {"SUCCESS"}
         finally:
             if proc.poll() is None:
-                tree = stop_with_ctrl_c(proc)
+                tree = stop_with_ctrl_c(stack, proc)
         leftovers = [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
         assert leftovers == [], f"orphans after Ctrl-C: {leftovers}\n{stack.log.read_text()}"
         assert not embedded.status(stack.state_dir / "pgdata").running

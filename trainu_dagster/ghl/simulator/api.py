@@ -40,6 +40,9 @@ from trainu_dagster.ghl.simulator.studio import (
     epoch_ms,
     public,
 )
+from trainu_dagster.observability.logging import get_logger
+
+log = get_logger(__name__)
 
 CONTACTS_VERSION = "2021-07-28"
 CALENDARS_VERSION = "2021-04-15"
@@ -854,6 +857,9 @@ def create_simulator_app(
                 status="pending",
                 source="api",
             )
+        # what a newcomer watches on `make up`'s console after approving a draft
+        log.info("message_sent_through_api", channel=channel, contact_id=contact_id,
+                 message_id=message["id"], conversation_id=message["conversationId"])  # fmt: skip
         reply = {
             "conversationId": message["conversationId"],
             "messageId": message["id"],
