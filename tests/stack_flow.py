@@ -43,10 +43,12 @@ def sending_at_any_hour(conn: psycopg.Connection) -> None:
     studio_settings.save(conn, owner(conn), whole_day)
 
 
-def reachable_clients(conn: psycopg.Connection, count: int) -> list[tuple[str, str]]:
-    """Clients a confirmation may be drafted for (`drafts._wanted`): reachable by SMS, not
-    opted out in TrainU or GHL (DND), none of their drafts open or waiting to be sent;
-    (GHL contact id, their trainer's GHL user id)."""
+def reachable_clients(
+    conn: psycopg.Connection, count: int, *, excluding: list[str] | None = None
+) -> list[tuple[str, str]]:
+    """Clients a confirmation may be drafted for now (`drafts._wanted`): reachable by SMS,
+    not opted out in TrainU or GHL (DND), none of their drafts open or waiting to be sent,
+    not among `excluding`; (GHL contact id, their trainer's GHL user id)."""
     return conn.execute(
         """SELECT c.ghl_contact_id, t.ghl_user_id FROM app.clients c
            JOIN app.trainers t ON t.id = c.trainer_id
@@ -56,8 +58,9 @@ def reachable_clients(conn: psycopg.Connection, count: int) -> list[tuple[str, s
              AND NOT coalesce(g.dnd, false)
              AND NOT EXISTS (SELECT FROM app.messages m WHERE m.client_id = c.id
                              AND m.status = ANY(%s))
+             AND c.ghl_contact_id <> ALL(%s)
            ORDER BY random() LIMIT %s""",
-        (SIMULATED_LOCATION, [*OPEN, "approved", "queued"], count),
+        (SIMULATED_LOCATION, [*OPEN, "approved", "queued"], excluding or [], count),
     ).fetchall()
 
 

@@ -466,7 +466,8 @@ def test_a_contact_with_dnd_in_ghl_fails_with_ghls_reason(
         message_id, text = approve(database, fresh, contact)
         assert drain(database, sim_url).failed == 1
         stored = row(database, message_id)
-        assert stored["status"] == "failed" and "DND is active" in stored["failed_reason"]
+        assert stored["status"] == "failed"
+        assert stored["failed_reason"].startswith("GHL 400: Cannot send message as DND is active")
         assert events(database, message_id)[-1] == "message_failed"
     finally:
         with studio.lock:

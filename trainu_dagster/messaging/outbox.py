@@ -635,7 +635,7 @@ def send(
         return _after_ambiguous(conn, ghl, claim, f"GHL {error.status}", clock)
     except GhlError as error:
         with conn.transaction():
-            _fail(conn, claim, f"GHL {error.status}: {error}", clock())
+            _fail(conn, claim, str(error), clock())  # "GHL 400: Contact not found (traceId ...)"
         report.failed += 1
         return report
     except httpx.TransportError as error:
