@@ -685,7 +685,7 @@ def _mark_sent(
                    {"channel": claim.channel, "purpose": claim.purpose, "run_id": run_id,
                     "ghl_message_id": message_id}, product=True)  # fmt: skip
     if message_id:  # GHL's delivery report may have landed before this commit
-        apply_landed_status(conn, claim.location_id, message_id)
+        apply_landed_status(conn, claim.location_id, [message_id])
 
 
 def _fail(conn: psycopg.Connection, claim: Claim, reason: str, now: datetime) -> None:
