@@ -342,6 +342,7 @@ def test_every_mart_has_row_security_forced_and_an_app_role_policy(built: Built)
         # views run as their owner, who bypasses RLS: the app role cannot read them
         "SELECT count(*) FROM staging.stg_ghl__appointments",
         "SELECT count(*) FROM intermediate.int_bookings__daily",
+        "SELECT count(*) FROM intermediate.int_attendance__monthly",
     ],
 )
 def test_the_app_role_cannot_get_around_the_mart_policies(

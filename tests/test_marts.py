@@ -83,7 +83,7 @@ def test_dbt_build_from_the_cli_passes_with_unit_and_data_tests(
     summary = output.strip().splitlines()[-1]
     assert "ERROR=0" in summary and "WARN=0" in summary, summary
     unit_tests = [line for line in output.splitlines() if " PASS " in line and "::" in line]
-    assert len(unit_tests) == 9, unit_tests  # every dbt unit test ran, and passed
+    assert len(unit_tests) == 10, unit_tests  # every dbt unit test ran, and passed
     assert query(database, "SELECT count(*) FROM marts.bookings")[0][0] > 1000
 
 
@@ -303,6 +303,7 @@ MARTS = (
     "marts.client_retention",
     "marts.risk_bands_daily",
     "intermediate.int_bookings__daily",
+    "intermediate.int_attendance__monthly",
 )
 # When a row reached us or was last rebuilt, and the app's own surrogate ids, which each
 # database draws at random (natural keys stay in).

@@ -170,12 +170,14 @@ class StackManager(Manager):
     process exits at once on SIGTERM and leaves its runs alone: then every service's
     process group, the runs with it, gets SIGTERM as usual."""
 
-    _daemon_stopped = False
+    _stopping = False
 
     def terminate(self) -> None:
+        if self._stopping:  # a second Ctrl-C, or uv's relay of the first: this one goes on
+            return
+        self._stopping = True
         daemon = self._processes.get(DAEMON, {})
-        if not self._daemon_stopped and "returncode" not in daemon and daemon.get("pid"):
-            self._daemon_stopped = True  # a second Ctrl-C (or uv's relay of it) goes on
+        if "returncode" not in daemon and daemon.get("pid"):
             self._system_print(f"stopping {DAEMON} first (no run is launched from now on)\n")
             with suppress(ProcessLookupError):
                 os.kill(daemon["pid"], signal.SIGTERM)

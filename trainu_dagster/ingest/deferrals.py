@@ -20,7 +20,7 @@ import contextlib
 import os
 import socket
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 
@@ -77,7 +77,7 @@ class DeferralLog:
         """This receiver answered 429 at `at`."""
         last = self._episodes[-1] if self._episodes else None
         if last is not None and at - last.ended_at <= EPISODE_GAP:
-            last.ended_at, last.deliveries = at, last.deliveries + 1
+            last.ended_at, last.deliveries = max(last.ended_at, at), last.deliveries + 1
         else:
             self._episodes.append(Episode(at, at))
         self._episodes = [e for e in self._episodes if e.ended_at > at - REDELIVERY_GRACE]
@@ -85,7 +85,8 @@ class DeferralLog:
     async def covers(self, sent_at: datetime) -> bool:
         """Whether a delivery sent at `sent_at` may be a redelivery of one a receiver
         answered 429. Raises psycopg.Error / OSError when the table cannot be read."""
-        if any(e.covers(sent_at, self._slack) for e in self._episodes):
+        recent = datetime.now(UTC) - REDELIVERY_GRACE
+        if any(e.ended_at > recent and e.covers(sent_at, self._slack) for e in self._episodes):
             return True
         async with self._lock:
             conn = await self._connection()

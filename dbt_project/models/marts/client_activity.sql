@@ -89,7 +89,9 @@ gaps as (
                 partition by location_id, contact_id order by start_at
             )) / 86400.0 as gap_days
         from {{ ref('bookings') }}
-        where outcome = 'showed' and not is_deleted
+        -- end_at (never before start_at) bounds it too, so the end_at index finds them
+        where (end_at > {{ as_of() }} - interval '120 days' or end_at is null)
+            and outcome = 'showed' and not is_deleted
             and start_at > {{ as_of() }} - interval '120 days'
             and start_at <= {{ as_of() }}
     ) as attended

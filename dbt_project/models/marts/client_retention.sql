@@ -16,15 +16,10 @@
 -- this month counts as churned so far.
 
 with attended as (
-    select distinct
-        location_id,
-        contact_id,
-        local_month
-    from {{ ref('bookings') }}
-    where outcome = 'showed'
-        and not is_deleted
-        and contact_id is not null
-        and start_at <= {{ as_of() }}
+    -- the months each client attended a session that had begun by as_of()
+    select location_id, contact_id, local_month
+    from {{ ref('int_attendance__monthly') }}
+    where first_attended_at <= {{ as_of() }}
 ),
 
 firsts as (
