@@ -86,7 +86,7 @@ FIRST = ["Alex", "Sam", "Jordan", "Taylor", "Morgan", "Riley", "Casey", "Jamie",
 LAST = ["Smith", "Garcia", "Nguyen", "Patel", "Kim", "Okafor", "Rossi", "Müller", "Silva",
         "Cohen", "Brown", "Lopez", "Khan", "Dubois", "Novak", "Walsh", "Haddad", "Ito",
         "Jensen", "Reyes", "Baker", "Singh", "Moreau", "Costa"]  # fmt: skip
-DRAFTS_PER_CLIENT = 4  # of the 7 purposes: one open draft per client and purpose
+DRAFTS_PER_CLIENT = 4  # four distinct purposes of the 7 per client
 
 CLIENTS_SQL = """
 INSERT INTO app.clients (location_id, ghl_contact_id, trainer_id, name, phone, email)

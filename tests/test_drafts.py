@@ -155,6 +155,33 @@ def test_a_booking_becomes_a_confirmation_in_the_same_run_and_a_cancellation_wit
     )
 
 
+def test_each_of_a_clients_bookings_is_confirmed_and_withdrawn_on_its_own(
+    database: Database, receiver_url: str, signer: Signer
+) -> None:
+    monday, thursday = start_in(timedelta(days=2)), start_in(timedelta(days=5))
+    deliver(receiver_url, signer, contact("c-ines", "Ines"))
+    deliver(receiver_url, signer, appointment("ap-ines-1", "c-ines", monday))
+    deliver(receiver_url, signer, appointment("ap-ines-2", "c-ines", thursday))
+    ingest(database)
+
+    made = drafts(database, "c-ines")
+    assert sorted((d["purpose"], d["status"], d["trigger"]["appointment_id"]) for d in made) == [
+        ("confirmation", "pending_approval", "ap-ines-1"),
+        ("confirmation", "pending_approval", "ap-ines-2"),
+    ]
+    for draft in made:  # each names its own session
+        when = monday if draft["trigger"]["appointment_id"] == "ap-ines-1" else thursday
+        assert session_when(when, ZoneInfo(NY)) in draft["body"]
+
+    cancelled = appointment("ap-ines-2", "c-ines", thursday, "cancelled", kind="AppointmentUpdate")
+    deliver(receiver_url, signer, cancelled)
+    ingest(database)
+    assert sorted((d["trigger"]["appointment_id"], d["status"])
+                  for d in drafts(database, "c-ines")) == [
+        ("ap-ines-1", "pending_approval"), ("ap-ines-2", "suppressed"),
+    ]  # fmt: skip
+
+
 def test_a_late_cancellation_gets_a_reschedule_offer_and_a_no_show_a_check_in(
     database: Database, receiver_url: str, signer: Signer
 ) -> None:

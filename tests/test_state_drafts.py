@@ -76,8 +76,9 @@ def test_the_drafts_asset_drafts_what_is_due_once(built: Database) -> None:
     assert {"reminder", "re_engagement", "milestone"} <= purposes
     assert all(status in ("pending_approval", "needs_manual") for _, status, *_ in made)
     assert not any(opted_out for *_, opted_out in made)
-    slots = [(purpose, client) for purpose, _, client, *_ in made]
-    assert len(slots) == len(set(slots))  # one open draft per client and purpose
+    slots = [(purpose, client, trigger.get("appointment_id")) for purpose, _, client, _, trigger,
+             *_ in made]  # fmt: skip
+    assert len(slots) == len(set(slots))  # one open draft per client, purpose and booking
 
     now = datetime.now(UTC)
     for purpose, _, _, scheduled_for, trigger, body, zone, _ in made:

@@ -10,9 +10,10 @@ time; a risk band raised to high → re-engagement; a goal milestone → congrat
 
 Every draft is validated (`messaging.safety`) whatever produced it; one that fails is
 regenerated once with the failed rules as constraints, then kept as `needs_manual`. At
-most one open draft per client and purpose, none for an opted-out client, and each has
-an idempotency key named for its trigger, so reacting twice to one trigger makes one
-draft. Nothing here sends: a human approves every draft first.
+most one open draft per client and purpose (and booking, for one about a booking), none
+for an opted-out client, and each has an idempotency key named for its trigger, so
+reacting twice to one trigger makes one draft. Nothing here sends: a human approves every
+draft first.
 """
 
 from __future__ import annotations
@@ -45,7 +46,11 @@ from trainu_dagster.messaging.drafting import (
     TemplateDrafter,
     ThreadMessage,
 )
-from trainu_dagster.messaging.policy import OPT_OUT_CONFIRMATION, zone_or_utc
+from trainu_dagster.messaging.policy import (
+    MOOT_WHEN_REBOOKED,
+    OPT_OUT_CONFIRMATION,
+    zone_or_utc,
+)
 from trainu_dagster.messaging.safety import SafetyContext, Verdict, validate_draft
 from trainu_dagster.messaging.triggers import Happening, happenings
 from trainu_dagster.observability.analytics import configured_analytics
@@ -60,8 +65,6 @@ LATE_CANCEL = timedelta(hours=24)  # as the bookings mart's default late_cancel_
 CHECK_IN_WITHIN = timedelta(hours=24)  # a no-show older than this gets no "same-day" check-in
 REMINDER_AT = time(9, 0)  # the day before the session, client's local time
 MILESTONES = ((100, "reached your goal"), (50, "made it halfway to your goal"))
-# Purposes a new booking makes moot.
-MOOT_WHEN_REBOOKED = ("no_show_checkin", "reschedule_offer", "re_engagement")
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,13 @@ class DraftPlan:
     scheduled_for: datetime | None = None
     insight_id: UUID | None = None
     thread: tuple[ThreadMessage, ...] = ()
+
+    @property
+    def slot(self) -> tuple[UUID, str, str]:
+        """Where at most one draft may be open (the database's unique index says the same):
+        per client and purpose, and per booking for a draft about one, so a client who books
+        Monday and Thursday at once has both sessions confirmed."""
+        return self.client_id, self.purpose, self.trigger.get("appointment_id") or ""
 
 
 @dataclass
@@ -456,18 +466,17 @@ def withdraw(
 def _wanted(
     conn: psycopg.Connection, plans: Sequence[DraftPlan]
 ) -> tuple[list[DraftPlan], dict[UUID, dict]]:
-    """Plans whose client may be written to, with no open draft of that purpose and no draft
+    """Plans whose client may be written to, with no open draft in their slot and no draft
     for that trigger yet (checked before drafting, so no model call is wasted)."""
     ids = list({p.client_id for p in plans})
     clients = _client_rows(conn, ids)
-    taken = {
-        (client, purpose)
-        for client, purpose in conn.execute(
-            """SELECT client_id, purpose FROM app.messages
-               WHERE client_id = ANY(%s) AND status = ANY(%s)""",
+    taken = set(
+        conn.execute(
+            """SELECT client_id, purpose, coalesce(trigger->>'appointment_id', '')
+               FROM app.messages WHERE client_id = ANY(%s) AND status = ANY(%s)""",
             (ids, list(OPEN)),
         )
-    }
+    )
     done = {
         key for (key,) in conn.execute(
             "SELECT idempotency_key FROM app.messages WHERE idempotency_key = ANY(%s)",
@@ -477,7 +486,7 @@ def _wanted(
     wanted, seen = [], set()
     for plan in plans:
         client = clients.get(plan.client_id)
-        slot = (plan.client_id, plan.purpose)
+        slot = plan.slot
         if client is None or slot in taken or slot in seen:
             continue
         if client["opted_out"] and plan.purpose != OPT_OUT_CONFIRMATION:

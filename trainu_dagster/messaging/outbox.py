@@ -41,7 +41,7 @@ from trainu_dagster.ghl.client import GhlClient, GhlError, RetryableGhlError
 from trainu_dagster.ghl.webhook_payloads import parse_timestamp
 from trainu_dagster.messaging import policy
 from trainu_dagster.messaging.inbound import apply_landed_status
-from trainu_dagster.messaging.policy import SendFacts, SendRules
+from trainu_dagster.messaging.policy import MOOT_WHEN_REBOOKED, SendFacts, SendRules
 from trainu_dagster.observability.analytics import configured_analytics
 from trainu_dagster.observability.logging import get_logger
 from trainu_dagster.observability.product_events import emit_event, record_event
@@ -548,10 +548,6 @@ def _sent_since(
     ):
         counts[location_id] = sent
     return counts
-
-
-APPOINTMENT_PURPOSES = ("confirmation", "reminder", "no_show_checkin", "reschedule_offer")
-MOOT_WHEN_REBOOKED = ("no_show_checkin", "reschedule_offer", "re_engagement")
 
 
 def trigger_gone(conn: psycopg.Connection, row: dict, now: datetime) -> str | None:

@@ -22,6 +22,8 @@ SERVICE_PURPOSES = ("confirmation", "reminder", "reply", "opt_out_confirmation")
 # The one message an opt-out allows: that it took effect (TrainU's own, for a STOP-family
 # reply GHL did not act on; GHL confirms its own STOP keywords).
 OPT_OUT_CONFIRMATION = "opt_out_confirmation"
+# What a new booking makes moot: the client is coming back already.
+MOOT_WHEN_REBOOKED = ("no_show_checkin", "reschedule_offer", "re_engagement")
 DAY, WEEK = timedelta(hours=24), timedelta(days=7)
 
 
