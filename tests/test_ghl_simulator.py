@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import random
 import re
+import signal
+import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -14,7 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.cli_harness import TRAINU
 from tests.ghl_simulator_harness import SIM_TOKEN, api_headers, running_simulator
+from tests.receiver_harness import free_port
 from trainu_dagster.ghl.simulator import RateLimit, Studio, generate_studio
 from trainu_dagster.ghl.simulator.live import StudioKeeper
 from trainu_dagster.ghl.simulator.studio import epoch_ms
@@ -379,3 +384,40 @@ def test_a_kept_studio_resumes_the_same_world_where_it_stopped(tmp_path: Path) -
     assert other.load() is None  # kept for another studio: generated anew
     (tmp_path / "sim.studio").write_bytes(b"not a studio")
     assert keeper.load() is None  # unreadable: generated anew, never a crash
+
+
+def test_a_stopped_simulator_keeps_its_studio_and_a_restart_resumes_it(tmp_path: Path) -> None:
+    """The stack stops the simulator with SIGTERM: it saves the studio on the way out (not
+    only every minute), so `make up` after a short first run resumes the same world."""
+    env = {**os.environ, "TRAINU_STATE_DIR": str(tmp_path), "TRAINU_GHL_TOKEN": SIM_TOKEN}
+    kept = tmp_path / "simulator" / f"{LOCATION}.studio"
+
+    def run_once() -> str:
+        port = free_port()
+        log = tmp_path / f"simulate-{port}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [TRAINU, "simulate", "--keep", "--location", LOCATION, "--trainers", "2",
+                 "--clients", "20", "--days", "14", "--port", str(port)],
+                env=env, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            try:
+                deadline = time.monotonic() + 60
+                while proc.poll() is None and time.monotonic() < deadline:
+                    try:
+                        get(f"http://127.0.0.1:{port}", "/contacts/", "contacts",
+                            locationId=LOCATION)  # fmt: skip
+                        break
+                    except httpx.TransportError:
+                        time.sleep(0.2)
+                proc.send_signal(signal.SIGTERM)
+                assert proc.wait(timeout=30) == 0, log.read_text()
+            finally:
+                proc.kill()
+        return log.read_text()
+
+    first = run_once()
+    assert "simulator_generated" in first and "simulator_stopped" in first, first
+    assert kept.exists()  # saved on stop, seconds after start: no minute has passed
+    second = run_once()
+    assert "simulator_resumed" in second and "simulator_generated" not in second, second

@@ -35,8 +35,8 @@ PR_SET_CHILD_SUBREAPER = 36
 # Without a GHL token the stack runs against the local simulator, as this studio.
 SIMULATED_LOCATION = "sim-studio"
 CLEAN_STOP_CODES = {0, 130, 143}  # exited, or stopped by SIGINT / SIGTERM as asked
-DAEMON = "dagster-daemon"
-DAEMON_STOP_SECONDS = 5.0
+DAEMON, SIMULATOR = "dagster-daemon", "ghl-simulator"
+FIRST_STOP_SECONDS = 5.0
 
 
 class StackAlreadyRunning(RuntimeError):
@@ -56,7 +56,7 @@ def service_commands(settings: Settings) -> dict[str, list[str]]:
     bin_dir = Path(sys.executable).parent
     workspace = str(PROJECT_ROOT / "workspace.yaml")
     simulator = {
-        "ghl-simulator": [
+        SIMULATOR: [
             str(bin_dir / "trainu"),
             "simulate",
             "--port",
@@ -164,11 +164,12 @@ def exclusive_stack_lock(state_dir: Path) -> Iterator[None]:
 
 
 class StackManager(Manager):
-    """honcho's manager, stopping the Dagster daemon before the rest. Told to stop, the
-    serving ingest and send runs end their pass and free their lane, and a daemon still up
-    would launch the queued successor into the shutdown, to fail there. The daemon's own
-    process exits at once on SIGTERM and leaves its runs alone: then every service's
-    process group, the runs with it, gets SIGTERM as usual."""
+    """honcho's manager, stopping the Dagster daemon and the simulator before the rest.
+    Told to stop, the serving ingest and send runs end their pass and free their lane, and
+    a daemon still up would launch the queued successor into the shutdown, to fail there;
+    the simulator delivers its last webhooks while the receiver still takes them. The
+    daemon's own process exits at once on SIGTERM and leaves its runs alone: then every
+    service's process group, the runs with it, gets SIGTERM as usual."""
 
     _stopping = False
 
@@ -176,12 +177,18 @@ class StackManager(Manager):
         if self._stopping:  # a second Ctrl-C, or uv's relay of the first: this one goes on
             return
         self._stopping = True
-        daemon = self._processes.get(DAEMON, {})
-        if "returncode" not in daemon and daemon.get("pid"):
-            self._system_print(f"stopping {DAEMON} first (no run is launched from now on)\n")
-            with suppress(ProcessLookupError):
-                os.kill(daemon["pid"], signal.SIGTERM)
-            _wait_until_exited(daemon["pid"], timeout=DAEMON_STOP_SECONDS)
+        first = [(name, self._processes[name]["pid"]) for name in (DAEMON, SIMULATOR)
+                 if name in self._processes and "returncode" not in self._processes[name]
+                 and self._processes[name].get("pid")]  # fmt: skip
+        if first:
+            names = " and ".join(name for name, _ in first)
+            self._system_print(f"stopping {names} first (no run is launched from now on)\n")
+            for _, pid in first:
+                with suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + FIRST_STOP_SECONDS
+            for _, pid in first:
+                _wait_until_exited(pid, timeout=max(0.0, deadline - time.monotonic()))
         super().terminate()
 
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 import os
 import pickle
 import random
+import signal
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import psycopg
@@ -170,13 +172,22 @@ def run_simulator(
         keeper.start(studio)
     app = create_simulator_app(studio, tokens={token: location_id})
     log.info("simulator_serving", url=f"http://{host}:{port}", location_id=location_id)
+    # uvicorn re-raises the SIGTERM it caught once it has shut down; as SystemExit, the
+    # `finally` below still runs, so a stopped stack keeps its studio and sends what is queued.
+    signal.signal(signal.SIGTERM, _exit)
     try:
         uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None)).run()
     finally:
         activity.stop()
+        if keeper:
+            keeper.stop(studio)
         if sender is not None:
             sender.stop()
         log.info("simulator_stopped", **(sender.counts if sender else {}))
+
+
+def _exit(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 def _counts(studio: Studio) -> dict[str, int]:
