@@ -114,6 +114,9 @@ def flow(clone: Path, ports: dict[str, int], bookings: int) -> dict[str, Any]:
             posted = time.monotonic()
             appointment = stack_flow.book(conn, client, receiver, clone / ".trainu")
             draft = stack_flow.draft_for(conn, appointment, timeout=120)
+            if draft is None and stack_flow.opted_out(conn, client[0]):
+                skipped.append("client opted out meanwhile")  # by the live studio's webhooks
+                continue
             if draft is None or draft[3] != "pending_approval":  # e.g. needs_manual, or none
                 skipped.append(draft[3] if draft else "no draft within 120 s")
                 continue

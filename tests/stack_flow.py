@@ -64,6 +64,18 @@ def reachable_clients(
     ).fetchall()
 
 
+def opted_out(conn: psycopg.Connection, contact_id: str) -> bool:
+    """Whether the client may no longer be written to (TrainU's opt-out or GHL's DND): the
+    live studio does that to some clients, now and then, as real ones do."""
+    return conn.execute(
+        """SELECT c.opted_out_at IS NOT NULL OR coalesce(g.dnd, false) FROM app.clients c
+           LEFT JOIN raw.ghl_contacts g
+                  ON g.location_id = c.location_id AND g.contact_id = c.ghl_contact_id
+           WHERE c.location_id = %s AND c.ghl_contact_id = %s""",
+        (SIMULATED_LOCATION, contact_id),
+    ).fetchone()[0]
+
+
 def book(conn: psycopg.Connection, client: tuple[str, str], receiver_url: str,
          state_dir: Path) -> str:  # fmt: skip
     """A signed AppointmentCreate for `client` in 3–5 days, posted to the receiver with the
