@@ -177,9 +177,11 @@ class StackManager(Manager):
         if self._stopping:  # a second Ctrl-C, or uv's relay of the first: this one goes on
             return
         self._stopping = True
-        first = [(name, self._processes[name]["pid"]) for name in (DAEMON, SIMULATOR)
-                 if name in self._processes and "returncode" not in self._processes[name]
-                 and self._processes[name].get("pid")]  # fmt: skip
+        first: list[tuple[str, int]] = []  # those still running
+        for name in (DAEMON, SIMULATOR):
+            process = self._processes.get(name, {})
+            if process.get("pid") and "returncode" not in process:
+                first.append((name, process["pid"]))
         if first:
             names = " and ".join(name for name, _ in first)
             self._system_print(f"stopping {names} first (no run is launched from now on)\n")

@@ -80,9 +80,7 @@ def _apply(conn: psycopg.Connection, location_id: str, correlations: dict[str, U
     for message_id, contact_id, conversation_id, direction, channel, body, added in rows:
         if direction == "outbound":
             ours.append(message_id)
-        elif (
-            direction == "inbound" and contact_id and channel in ANSWERABLE and (body or "").strip()
-        ):
+        elif direction == "inbound" and contact_id and channel in ANSWERABLE and body.strip():
             received.append(Received(message_id, contact_id, conversation_id, channel, body,
                                      added, correlations[message_id]))  # fmt: skip
     return _received(conn, location_id, received) + apply_landed_status(conn, location_id, ours)
