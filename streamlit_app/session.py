@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import psycopg
 import streamlit as st
 
 from trainu_dagster import accounts
 from trainu_dagster.db.server import APP_ROLE, AUTH_ROLE, Database, connect_database
+from trainu_dagster.messaging.policy import zone_or_utc
 from trainu_dagster.settings import Settings, get_settings
 
 
@@ -36,12 +39,14 @@ def sign_in(email: str, password: str) -> bool:
             accounts.record_ui_action(conn, user, "sign_in")
     st.session_state["token"] = token
     st.session_state["user"] = user
+    st.session_state.pop("zone", None)  # another user's studio may be elsewhere
     return True
 
 
 def sign_out() -> None:
     token = st.session_state.pop("token", None)
     st.session_state.pop("user", None)
+    st.session_state.pop("zone", None)
     if token:
         with database().connect(role=APP_ROLE) as conn:
             accounts.sign_out(conn, token)
@@ -65,3 +70,21 @@ def as_signed_in_user() -> Iterator[psycopg.Connection]:
     token = st.session_state["token"]
     with database().connect(role=APP_ROLE) as conn, accounts.as_user(conn, token):
         yield conn
+
+
+def studio_zone() -> ZoneInfo:
+    """The signed-in user's studio timezone, read once per session: the app shows every
+    time in it, as the dashboards count local days."""
+    if "zone" not in st.session_state:
+        with as_signed_in_user() as conn:
+            row = conn.execute(
+                "SELECT timezone FROM app.locations WHERE location_id = %s",
+                (user().location_id,),
+            ).fetchone()
+        st.session_state["zone"] = zone_or_utc(row[0] if row else None)
+    return st.session_state["zone"]
+
+
+def local_time(at: datetime) -> str:
+    """A moment as the studio reads it: "Sun 06 Dec 09:44"."""
+    return f"{at.astimezone(studio_zone()):%a %d %b %H:%M}"

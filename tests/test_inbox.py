@@ -143,6 +143,25 @@ def test_the_page_shows_the_first_drafts_and_more_on_request(fresh: World) -> No
     assert f"Show {page} more" not in [b.label for b in app.button]
 
 
+def test_the_page_shows_when_each_draft_was_made_in_the_studios_time(fresh: World) -> None:
+    draft = add_draft(fresh, "a1", "confirmation")
+    made = datetime(2026, 12, 3, 14, 44, tzinfo=UTC)  # 09:44 in New York
+    with fresh.database.connect() as conn:
+        conn.execute("UPDATE app.messages SET created_at = %s WHERE id = %s", (made, draft))
+        conn.execute("UPDATE app.locations SET timezone = 'America/New_York' "
+                     "WHERE location_id = 'L1'")  # fmt: skip
+    try:
+        app = on_inbox("trainer-A@example.com")
+    finally:
+        with fresh.database.connect() as conn:
+            conn.execute("UPDATE app.locations SET timezone = 'Europe/London' "
+                         "WHERE location_id = 'L1'")  # fmt: skip
+    assert not app.exception
+    assert "Booking confirmation · booking created · Thu 03 Dec 09:44 · SMS" in [
+        c.value for c in app.caption
+    ]
+
+
 def inbox_page_size() -> int:
     page = (PROJECT_ROOT / "streamlit_app" / "views" / "inbox.py").read_text()
     return int(page.split("PAGE_SIZE = ", 1)[1].split()[0])

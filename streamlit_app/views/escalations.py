@@ -50,7 +50,7 @@ if not waiting:
 for item in waiting:
     with st.container(border=True):
         st.markdown(f"**{CATEGORIES.get(item.category, item.category)}** · "
-                    f"{item.created_at:%a %d %b %H:%M} UTC")  # fmt: skip
+                    f"{session.local_time(item.created_at)}")  # fmt: skip
         st.text(item.client_name)
         st.text(item.message)
         if item.trigger.get("guidance"):

@@ -163,7 +163,7 @@ def _card(draft_id: UUID, owner_view: bool) -> None:
     top[0].caption(
         f"{PURPOSES.get(draft.purpose, draft.purpose)} · "
         f"{TRIGGERS.get(draft.trigger.get('event', ''), 'trigger')} · "
-        f"{draft.created_at:%a %d %b %H:%M} UTC · {draft.channel}"
+        f"{session.local_time(draft.created_at)} · {draft.channel}"
     )
     if draft.trainer_name and owner_view:
         top[0].text(f"Trainer: {draft.trainer_name}")

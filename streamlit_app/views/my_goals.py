@@ -61,4 +61,5 @@ if not exchanged:
     st.caption("No messages yet.")
 for line in exchanged:
     who = "You" if line.direction == "inbound" else "Studio"
-    st.text(f"{who} · {line.at:%d %b %H:%M}: {line.body}" if line.at else f"{who}: {line.body}")
+    when = f" · {session.local_time(line.at)}" if line.at else ""
+    st.text(f"{who}{when}: {line.body}")

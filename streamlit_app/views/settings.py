@@ -21,7 +21,7 @@ with session.as_signed_in_user() as conn:
 
 st.subheader("Sending")
 if current.sending_paused:
-    st.error(f"All sending is stopped (since {current.sending_paused_at:%a %d %b %H:%M} UTC).")
+    st.error(f"All sending is stopped (since {session.local_time(current.sending_paused_at)}).")
     pause = st.button("Resume sending")
 else:
     st.caption("Approved messages go out within the rules below.")
