@@ -5,12 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from trainu_dagster.messaging.classify import (
-    CRISIS_GUIDANCE,
-    classify_inbound,
-    is_carrier_keyword,
-    is_opt_out,
-)
+from trainu_dagster.ghl.opt_out import is_carrier_keyword, is_opt_out
+from trainu_dagster.messaging.classify import CRISIS_GUIDANCE, classify_inbound
 
 OPT_OUTS = [
     "stop", "STOP", "Stop.", "quit", "end", "revoke", "opt out", "Opt-out", "cancel", "CANCEL",

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil import parser as dateutil_parser
 
-from trainu_dagster.messaging.classify import is_opt_out
+from trainu_dagster.ghl.opt_out import is_opt_out
 
 Route = Literal["marketplace", "workflow"]
 Entity = Literal["contact", "appointment", "message", "opportunity", "note", "task"]
