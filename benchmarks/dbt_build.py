@@ -27,7 +27,7 @@ from benchmarks.support import save_results, start_database, stop_database
 from tests.dbt_harness import dbt
 from trainu_dagster.assets.dbt import dbt_build_args
 from trainu_dagster.db.server import Database
-from trainu_dagster.ghl.webhook_payloads import EntityChange
+from trainu_dagster.ghl.payloads import EntityChange
 from trainu_dagster.ingest.apply import apply_changes
 
 NOW = datetime.now(UTC).replace(microsecond=0)

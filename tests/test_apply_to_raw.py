@@ -17,7 +17,7 @@ import pytest
 from tests.rls_world import World, build_world, contact
 from trainu_dagster import accounts
 from trainu_dagster.db.server import APP_ROLE, Database
-from trainu_dagster.ghl.webhook_payloads import EntityChange, OptOut, parse_event
+from trainu_dagster.ghl.payloads import EntityChange, OptOut, parse_event
 from trainu_dagster.ingest.apply import ApplyResult, apply_changes, record_opt_outs
 
 EXAMPLES = Path(__file__).parent / "data" / "ghl" / "webhook-examples"

@@ -593,7 +593,7 @@ def test_the_guide_cites_real_commands_settings_and_files() -> None:
     for link in links:
         assert (DOCS.parent / link).resolve().exists(), link
 
-    from trainu_dagster.ghl.webhook_payloads import EVENT_ENTITIES
+    from trainu_dagster.ghl.payloads import EVENT_ENTITIES
 
     cited = set(re.findall(r"`([A-Z][a-zA-Z]+(?:Create|Update|Delete|Complete|Message))`", text))
     assert cited == set(EVENT_ENTITIES)

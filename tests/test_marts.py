@@ -31,8 +31,8 @@ from tests.ghl_simulator_harness import (
 from tests.ingest_helpers import land_and_process
 from trainu_dagster.db.server import Database
 from trainu_dagster.ghl.client import GhlClient
+from trainu_dagster.ghl.payloads import EntityChange
 from trainu_dagster.ghl.simulator import Change, Studio, generate_studio, write_app_data
-from trainu_dagster.ghl.webhook_payloads import EntityChange
 from trainu_dagster.ingest.apply import apply_changes
 from trainu_dagster.ingest.pull import STREAMS, PullOptions, pull_stream
 

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import jsonschema
 import pytest
 
-from trainu_dagster.ghl.webhook_payloads import (
+from trainu_dagster.ghl.payloads import (
     UnparseableEvent,
     envelope,
     parse_event,

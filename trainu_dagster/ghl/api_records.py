@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from trainu_dagster.ghl.webhook_payloads import ParsedEvent, parse_event
+from trainu_dagster.ghl.payloads import ParsedEvent, parse_event
 
 Stream = Literal["contacts", "appointments", "messages", "opportunities"]
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -24,7 +24,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from trainu_dagster.ghl.webhook_payloads import Entity, EntityChange, OptOut
+from trainu_dagster.ghl.payloads import Entity, EntityChange, OptOut
 
 # entity -> (table in schema raw, its key column, the typed columns a change may set)
 TABLES: dict[Entity, tuple[str, str, frozenset[str]]] = {

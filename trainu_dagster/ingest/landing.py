@@ -20,8 +20,8 @@ import orjson
 import psycopg
 from psycopg.types.json import Jsonb
 
+from trainu_dagster.ghl.payloads import Envelope, Route
 from trainu_dagster.ghl.signatures import Scheme
-from trainu_dagster.ghl.webhook_payloads import Envelope, Route
 from trainu_dagster.observability.analytics import ProductAnalytics
 from trainu_dagster.observability.logging import get_logger
 

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import psycopg
 from psycopg.rows import class_row
 
-from trainu_dagster.ghl.webhook_payloads import ParsedEvent, parse_event
+from trainu_dagster.ghl.payloads import ParsedEvent, parse_event
 from trainu_dagster.ingest import dlq
 from trainu_dagster.ingest.apply import (
     Origin,

@@ -34,7 +34,7 @@ from psycopg.types.json import Jsonb
 
 from trainu_dagster.ghl.api_records import Stream, parse_record
 from trainu_dagster.ghl.client import GhlClient, epoch_ms
-from trainu_dagster.ghl.webhook_payloads import (
+from trainu_dagster.ghl.payloads import (
     EntityChange,
     OptOut,
     UnparseableEvent,

@@ -28,6 +28,7 @@ from starlette.routing import Route as HttpRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from trainu_dagster.db.server import connect_database
+from trainu_dagster.ghl.payloads import Route, envelope
 from trainu_dagster.ghl.signatures import (
     SignatureRejected,
     WebhookKeys,
@@ -36,7 +37,6 @@ from trainu_dagster.ghl.signatures import (
     verify_marketplace,
     verify_workflow,
 )
-from trainu_dagster.ghl.webhook_payloads import Route, envelope
 from trainu_dagster.ingest.deferrals import DeferralLog
 from trainu_dagster.ingest.landing import Delivery, Lander, LandingUnavailable
 from trainu_dagster.observability.analytics import ProductAnalytics

@@ -31,7 +31,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from trainu_dagster.ghl.opt_out import is_carrier_keyword
-from trainu_dagster.ghl.webhook_payloads import ParsedEvent
+from trainu_dagster.ghl.payloads import ParsedEvent
 from trainu_dagster.ingest.clients import ensure_clients, record_opt_outs
 from trainu_dagster.ingest.process import WebhookEvent
 from trainu_dagster.messaging.classify import CRISIS_GUIDANCE, classify_inbound

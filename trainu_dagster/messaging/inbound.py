@@ -23,7 +23,7 @@ from uuid import UUID, uuid4
 import psycopg
 from psycopg.types.json import Jsonb
 
-from trainu_dagster.ghl.webhook_payloads import ParsedEvent
+from trainu_dagster.ghl.payloads import ParsedEvent
 from trainu_dagster.ingest.clients import ensure_clients
 from trainu_dagster.ingest.process import WebhookEvent
 from trainu_dagster.messaging.classify import classify_inbound

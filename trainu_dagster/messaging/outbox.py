@@ -38,7 +38,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from trainu_dagster.ghl.client import GhlClient, GhlError, RetryableGhlError
-from trainu_dagster.ghl.webhook_payloads import parse_timestamp
+from trainu_dagster.ghl.payloads import parse_timestamp
 from trainu_dagster.messaging import policy
 from trainu_dagster.messaging.inbound import apply_landed_status
 from trainu_dagster.messaging.policy import MOOT_WHEN_REBOOKED, SendFacts, SendRules

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from trainu_dagster.ghl.webhook_payloads import EntityChange, ParsedEvent
+from trainu_dagster.ghl.payloads import EntityChange, ParsedEvent
 
 Kind = Literal["booked", "updated", "no_show", "cancelled", "deleted", "inbound", "opted_out"]
 
