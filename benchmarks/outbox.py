@@ -72,6 +72,7 @@ from trainu_dagster.ghl.client import GhlClient, PostgresRequestBudget
 from trainu_dagster.inbox import decisions
 from trainu_dagster.ingest.pull import STREAMS, PullOptions, pull_stream
 from trainu_dagster.messaging import outbox
+from trainu_dagster.messaging.inbound import record_pulled
 from trainu_dagster.observability.logging import configure_logging
 from trainu_dagster.settings import PROJECT_ROOT
 from trainu_dagster.stack import install_instance_config
@@ -140,7 +141,8 @@ def prepare_studios(
     with database.connect(autocommit=True) as conn:
         for location_id, client in clients.items():
             for stream in STREAMS:
-                pull_stream(conn, client, location_id, stream, options=PullOptions(since=since))
+                pull_stream(conn, client, location_id, stream, options=PullOptions(since=since),
+                            on_messages=record_pulled)  # fmt: skip
             conn.execute("UPDATE app.locations SET timezone = %s WHERE location_id = %s",
                          (zone, location_id))  # fmt: skip
             conn.execute("UPDATE app.clients SET timezone = %s WHERE location_id = %s",
@@ -367,7 +369,8 @@ def pull_forever(spec: str) -> None:
         while True:
             for location_id, client in clients.items():
                 for stream in STREAMS:
-                    pull_stream(conn, client, location_id, stream, options=options)
+                    pull_stream(conn, client, location_id, stream, options=options,
+                                on_messages=record_pulled)  # fmt: skip
 
 
 # --- (b) approval → sent on the stack's Dagster ----------------------------------------------

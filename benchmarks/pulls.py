@@ -29,6 +29,7 @@ from benchmarks.support import save_results, start_database, stop_database
 from tests.receiver_harness import free_port
 from trainu_dagster.ghl.client import GhlClient
 from trainu_dagster.ingest.pull import STREAMS, PullOptions, pull_stream
+from trainu_dagster.messaging.inbound import record_pulled
 
 CEILING = 100 / 10.0  # requests per second
 LOCATION = "bench-location"
@@ -114,7 +115,8 @@ def main() -> None:
             records = {}
             for stream in STREAMS:
                 began = time.monotonic()
-                result = pull_stream(conn, client, LOCATION, stream, options=options)
+                result = pull_stream(conn, client, LOCATION, stream, options=options,
+                                     on_messages=record_pulled)  # fmt: skip
                 records[stream] = result.records
                 print(
                     f"  {stream:14} {result.records:>8} records in {result.pages:>4} pages, "

@@ -21,6 +21,7 @@ from trainu_dagster.ghl.simulator.studio import Change
 from trainu_dagster.ingest.process import process_pending
 from trainu_dagster.ingest.pull import STREAMS, PullOptions, pull_stream
 from trainu_dagster.jobs import pull_ghl
+from trainu_dagster.messaging.inbound import record_pulled
 from trainu_dagster.resources.ghl import GhlResource
 from trainu_dagster.resources.postgres import PostgresResource
 
@@ -292,7 +293,8 @@ def test_pulled_messages_reach_the_threads_and_a_pulled_stop_opts_the_client_out
     )
     with client_for(sim_url) as client:
         pull_stream(conn, client, studio.location_id, "contacts", now=NOW)
-        pull_stream(conn, client, studio.location_id, "messages", now=NOW)
+        pull_stream(conn, client, studio.location_id, "messages", now=NOW,
+                    on_messages=record_pulled)  # fmt: skip
         replies = {
             m["id"]
             for m in studio.messages.values()
@@ -318,7 +320,8 @@ def test_pulled_messages_reach_the_threads_and_a_pulled_stop_opts_the_client_out
         ).fetchone()[0]
         stop = studio.add_message(contact["id"], NOW + timedelta(minutes=3),
                                   "please stop texting me", direction="inbound")  # fmt: skip
-        pull_stream(conn, client, studio.location_id, "messages", now=NOW)
+        pull_stream(conn, client, studio.location_id, "messages", now=NOW,
+                    on_messages=record_pulled)  # fmt: skip
     assert not studio.contacts[contact["id"]]["dnd"]  # GHL saw no plain STOP
     assert conn.execute(
         "SELECT trigger->>'intent' FROM app.messages WHERE ghl_message_id = %s", (stop["id"],)

@@ -40,7 +40,7 @@ from trainu_dagster.ingest.retry import retry_due
 from trainu_dagster.messaging import outbox
 from trainu_dagster.messaging.drafting import open_drafter
 from trainu_dagster.messaging.drafts import react_to_deliveries
-from trainu_dagster.messaging.inbound import record_delivered
+from trainu_dagster.messaging.inbound import record_delivered, record_pulled
 from trainu_dagster.messaging.send_loop import ServeLimits, serve
 from trainu_dagster.resources.ghl import GhlResource
 from trainu_dagster.resources.postgres import PostgresResource
@@ -203,7 +203,8 @@ def pull_ghl_streams(
     with ghl.client(database) as client, database.connect(autocommit=True) as conn:
         for location_id in backfilled_locations(conn):
             for stream in STREAMS:
-                result = pull_stream(conn, client, location_id, stream, options=options)
+                result = pull_stream(conn, client, location_id, stream, options=options,
+                                     on_messages=record_pulled)  # fmt: skip
                 context.log.info(describe(result))
                 for materialization in pulled(result):
                     context.log_event(materialization)
@@ -273,7 +274,8 @@ def backfill_studio_history(
     with ghl.client(database) as client, database.connect(autocommit=True) as conn:
         since = backfill.load(conn, config.location_id).since
         context.log.info(f"{config.location_id}: pulling history since {since:%Y-%m-%d}")
-        backfill.run_backfill(conn, client, config.location_id, on_page=page, on_stream=stream_done)
+        backfill.run_backfill(conn, client, config.location_id, on_page=page,
+                              on_stream=stream_done, on_messages=record_pulled)  # fmt: skip
 
 
 @job(

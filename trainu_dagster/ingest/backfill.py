@@ -20,12 +20,13 @@ import psycopg
 from dateutil.relativedelta import relativedelta
 from psycopg.rows import class_row
 
+from trainu_dagster.ghl.api_records import Stream
 from trainu_dagster.ghl.client import GhlClient, GhlError
 from trainu_dagster.ingest.pull import (
+    OnMessages,
     OnPage,
     PullOptions,
     PullResult,
-    Stream,
     progress,
     pull_stream,
 )
@@ -98,10 +99,12 @@ def run_backfill(
     *,
     on_page: OnPage | None = None,
     on_stream: Callable[[PullResult], None] | None = None,
+    on_messages: OnMessages | None = None,
     now: datetime | None = None,
 ) -> list[PullResult]:
     """Pull the studio's history, stream by stream; `conn` must be in autocommit mode.
-    Raises on failure, after recording it (the next attempt resumes)."""
+    Raises on failure, after recording it (the next attempt resumes). `on_messages` is
+    `pull_stream`'s: what to do with each page of the studio's messages."""
     backfill = load(conn, location_id)
     conn.execute(
         """UPDATE raw.backfills SET status = 'running', attempts = attempts + 1,
@@ -116,7 +119,7 @@ def run_backfill(
             if stream in backfill.streams_done:
                 continue
             result = pull_stream(conn, client, location_id, stream, options=options, now=now,
-                                 on_page=on_page)  # fmt: skip
+                                 on_page=on_page, on_messages=on_messages)  # fmt: skip
             if result.skipped:
                 raise BackfillBusy(f"{location_id} {stream} is being pulled by another process")
             conn.execute(

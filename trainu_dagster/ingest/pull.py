@@ -17,11 +17,15 @@ How each stream moves forward, given what GHL's API offers:
   calendar. Every run re-reads `lookback` of the past (sessions are marked showed or
   no-show after they happen) up to `horizon` ahead.
 - messages: the export sorted by update time, from the last update seen (minus an overlap).
+
+What a page of messages means for the clients' threads is messaging's business, a layer
+above: the caller hands it in as `on_messages` (the jobs and the CLI pass
+`messaging.inbound.record_pulled`), as the ingest run takes its drafting as `after_batch`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -41,7 +45,6 @@ from trainu_dagster.ghl.payloads import (
     parse_timestamp,
 )
 from trainu_dagster.ingest.apply import apply_changes, record_opt_outs
-from trainu_dagster.messaging.inbound import record_pulled
 from trainu_dagster.observability.analytics import configured_analytics
 from trainu_dagster.observability.logging import get_logger
 from trainu_dagster.observability.product_events import emit_event
@@ -52,6 +55,7 @@ STREAMS: tuple[Stream, ...] = get_args(Stream)
 Cursor = dict[str, Any]
 # (records of one page, the cursor that resumes right after it)
 PageOfRecords = tuple[list[dict[str, Any]], Cursor]
+Pages = Generator[PageOfRecords, None, None]  # a generator: a pull that stops closes it
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,10 @@ class PullResult:
 
 
 OnPage = Callable[[PullResult], None]  # called after each committed page
+# Called with (connection, studio, GHL message ids) for each page of the messages stream,
+# inside the page's transaction, so a page and what it put on the clients' threads commit
+# together (or not at all); what it returns is ignored. `messaging.inbound.record_pulled`.
+OnMessages = Callable[[psycopg.Connection, str, list[str]], object]
 
 
 def pull_stream(
@@ -91,8 +99,10 @@ def pull_stream(
     options: PullOptions | None = None,
     now: datetime | None = None,
     on_page: OnPage | None = None,
+    on_messages: OnMessages | None = None,
 ) -> PullResult:
     """Pull one stream of one location to its end; `conn` must be in autocommit mode.
+    `on_messages` hears of each page of messages (without it, they land in raw only).
 
     One pull per (studio, stream) at a time, across processes (the schedule, a backfill, the
     CLI): a second one finds the lock taken and returns at once, marked `skipped`."""
@@ -100,7 +110,8 @@ def pull_stream(
         if not mine:
             log.info("pull_skipped_busy", location_id=location_id, stream=stream)
             return PullResult(location_id, stream, skipped=True)
-        return _pull(conn, client, location_id, stream, options or PullOptions(), now, on_page)
+        return _pull(conn, client, location_id, stream, options or PullOptions(), now,
+                     on_page, on_messages)  # fmt: skip
 
 
 @contextmanager
@@ -124,6 +135,7 @@ def _pull(
     options: PullOptions,
     now: datetime | None,
     on_page: OnPage | None,
+    on_messages: OnMessages | None,
 ) -> PullResult:
     now = now or datetime.now(UTC)
     state = _load_state(conn, location_id, stream)
@@ -135,7 +147,7 @@ def _pull(
     try:
         with closing(_fetched_ahead(PAGERS[stream](client, location_id, start))) as pages:
             for records, cursor in pages:
-                _apply_page(conn, result, records, cursor)
+                _apply_page(conn, result, records, cursor, on_messages)
                 if on_page is not None:
                     on_page(result)
     except BaseException as exc:
@@ -154,7 +166,7 @@ def _pull(
     return result
 
 
-def _fetched_ahead(pages: Iterator[PageOfRecords]) -> Iterator[PageOfRecords]:
+def _fetched_ahead(pages: Pages) -> Pages:
     """The next page is fetched in a worker thread while this one is applied, so GHL's
     request budget, not the database, sets the pace. A page fetched but not applied when a
     pull stops is simply fetched again on resume, since the cursor only moves on apply."""
@@ -171,15 +183,19 @@ def _fetched_ahead(pages: Iterator[PageOfRecords]) -> Iterator[PageOfRecords]:
 
 
 def _apply_page(
-    conn: psycopg.Connection, result: PullResult, records: list[dict[str, Any]], cursor: Cursor
+    conn: psycopg.Connection,
+    result: PullResult,
+    records: list[dict[str, Any]],
+    cursor: Cursor,
+    on_messages: OnMessages | None,
 ) -> None:
     changes, opt_outs, rejected = _parse(result.stream, result.location_id, records)
     with conn.transaction():
         applied = apply_changes(conn, changes, source="pull")
         result.opt_outs += record_opt_outs(conn, opt_outs)
-        if result.stream == "messages":  # onto the clients' threads, as a webhook would
-            record_pulled(conn, result.location_id,
-                          [c.entity_id for c in changes if c.entity == "message"])  # fmt: skip
+        if result.stream == "messages" and on_messages is not None:  # the threads, as webhooks do
+            on_messages(conn, result.location_id,
+                        [c.entity_id for c in changes if c.entity == "message"])  # fmt: skip
         for record, error in rejected:
             _reject(conn, result, record, error)
         watermark = max((c.source_updated_at for c in changes if c.source_updated_at), default=None)
@@ -327,7 +343,7 @@ def _completed_cursor(stream: Stream, cursor: Cursor) -> Cursor:
 # --- paging per stream ---------------------------------------------------------------------
 
 
-def _contact_pages(client: GhlClient, location_id: str, cursor: Cursor) -> Iterator[PageOfRecords]:
+def _contact_pages(client: GhlClient, location_id: str, cursor: Cursor) -> Pages:
     """The contact search, least recently updated first, resumed after the last key seen."""
     since = datetime.fromisoformat(cursor["since"]) if cursor.get("since") else None
     after = cursor.get("after")
@@ -340,9 +356,7 @@ def _contact_pages(client: GhlClient, location_id: str, cursor: Cursor) -> Itera
             return
 
 
-def _opportunity_pages(
-    client: GhlClient, location_id: str, cursor: Cursor
-) -> Iterator[PageOfRecords]:
+def _opportunity_pages(client: GhlClient, location_id: str, cursor: Cursor) -> Pages:
     """Keyset paging in creation order, resumed after the last (createdAt, id) seen."""
     after = cursor.get("after")
     while True:
@@ -356,9 +370,7 @@ def _opportunity_pages(
             return
 
 
-def _appointment_pages(
-    client: GhlClient, location_id: str, cursor: Cursor
-) -> Iterator[PageOfRecords]:
+def _appointment_pages(client: GhlClient, location_id: str, cursor: Cursor) -> Pages:
     """One page per window of start time, covering every calendar."""
     start, end = datetime.fromisoformat(cursor["next"]), datetime.fromisoformat(cursor["end"])
     window = timedelta(seconds=cursor["window_seconds"])
@@ -374,7 +386,7 @@ def _appointment_pages(
         start = stop
 
 
-def _message_pages(client: GhlClient, location_id: str, cursor: Cursor) -> Iterator[PageOfRecords]:
+def _message_pages(client: GhlClient, location_id: str, cursor: Cursor) -> Pages:
     """The export's default listing (everything but email), then the email listing."""
     since = datetime.fromisoformat(cursor["since"]) if cursor.get("since") else None
     for index in range(cursor.get("channel", 0), len(MESSAGE_LISTINGS)):
@@ -401,7 +413,7 @@ def _message_pages(client: GhlClient, location_id: str, cursor: Cursor) -> Itera
 
 
 MESSAGE_LISTINGS = (None, "Email")
-PAGERS: dict[Stream, Callable[[GhlClient, str, Cursor], Iterator[PageOfRecords]]] = {
+PAGERS: dict[Stream, Callable[[GhlClient, str, Cursor], Pages]] = {
     "contacts": _contact_pages,
     "opportunities": _opportunity_pages,
     "appointments": _appointment_pages,
