@@ -149,7 +149,7 @@ class Lander:
 
     async def _land_batch(
         self, conn: psycopg.AsyncConnection | None, deliveries: list[Delivery]
-    ) -> tuple[psycopg.AsyncConnection | None, list[Landed] | list[LandingUnavailable]]:
+    ) -> tuple[psycopg.AsyncConnection | None, list[Landed | LandingUnavailable]]:
         """Commit on the writer's connection. An idle connection may have died with a
         database restart, so a failure on one that was already open gets one retry on a
         fresh connection; re-inserting is safe because duplicates are ignored."""
@@ -158,7 +158,7 @@ class Lander:
             try:
                 if conn is None or conn.closed:
                     conn = await self._connect()
-                return conn, await self._commit(conn, deliveries)
+                return conn, [*await self._commit(conn, deliveries)]
             except (psycopg.Error, OSError) as exc:
                 log.warning("landing_failed", batch=len(deliveries), error=type(exc).__name__)
                 if conn is not None:
@@ -188,7 +188,7 @@ class Lander:
                     await self._flush_counters(conn, rejections, deferred)
             else:  # autocommit: the one statement is the transaction, one round trip
                 cursor = await conn.execute(INSERT_BATCH, (rows,))
-            new_ids = dict(await cursor.fetchall())
+            new_ids: dict[str, int] = {key: id_ for key, id_ in await cursor.fetchall()}
         except BaseException:
             self._rejections.update(rejections)  # keep the counts for the next flush
             self._deferred += deferred

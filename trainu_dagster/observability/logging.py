@@ -93,7 +93,7 @@ def redact(value: Any) -> Any:
     if isinstance(value, str):
         return _scrub(value)
     if isinstance(value, Mapping):
-        return {k: REDACTED if _is_pii_key(k) else redact(v) for k, v in value.items()}
+        return _redact_mapping(value)
     if isinstance(value, tuple):
         return tuple(redact(v) for v in value)
     if isinstance(value, list | set | frozenset):
@@ -103,9 +103,13 @@ def redact(value: Any) -> Any:
     return _scrub(str(value))
 
 
+def _redact_mapping(value: Mapping[Any, Any]) -> dict[Any, Any]:
+    return {k: REDACTED if _is_pii_key(k) else redact(v) for k, v in value.items()}
+
+
 def redact_processor(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
     """structlog processor form of `redact`; must run after exceptions are rendered to text."""
-    return redact(event_dict)
+    return _redact_mapping(event_dict)
 
 
 class _StderrHandler(logging.StreamHandler[Any]):

@@ -44,7 +44,7 @@ def record_event(
         ),
     ).fetchone()
     assert row is not None
-    return row[0]
+    return int(row[0])
 
 
 def emit_event(
