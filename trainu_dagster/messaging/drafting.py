@@ -26,6 +26,8 @@ from typing import Literal
 from uuid import UUID
 
 import openai
+from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
+from openai.types.shared_params.response_format_json_schema import JSONSchema
 from pydantic import BaseModel, Field, ValidationError
 
 from trainu_dagster.messaging.safety import gsm_typography
@@ -166,7 +168,8 @@ class TemplateDrafter:
         started = time.perf_counter()
         variables = _variables(request)
         own = request.voice.templates.get(request.purpose)
-        text, name = None, f"default:{request.purpose}"
+        text: str | None = None
+        name: str | None = f"default:{request.purpose}"
         style = restyle(request.instruction) if request.instruction else None
         if request.instruction and style is None:
             text, name, outcome = request.previous, None, "instruction_unsupported"
@@ -202,7 +205,7 @@ class DraftOutput(BaseModel):
     escalate: bool
 
 
-SCHEMA = {
+SCHEMA: JSONSchema = {
     "name": "draft",
     "strict": True,
     "schema": {
@@ -296,7 +299,7 @@ class OpenAIDrafter:
             output_redacted=_redacted(output.text, request),
         )
 
-    def _complete(self, messages: list[dict[str, str]]):  # noqa: ANN202 - the SDK's type
+    def _complete(self, messages: list[ChatCompletionMessageParam]) -> ChatCompletion:
         if self._json_schema:
             try:
                 return self._client.chat.completions.create(
@@ -313,7 +316,7 @@ class OpenAIDrafter:
         )  # fmt: skip
 
     @staticmethod
-    def _parse(completion) -> DraftOutput:  # noqa: ANN001 - the SDK's ChatCompletion
+    def _parse(completion: ChatCompletion) -> DraftOutput:
         if not completion.choices:
             raise _Unusable("invalid_output")
         message = completion.choices[0].message
@@ -381,7 +384,7 @@ Answer with a JSON object: {{"text": the message, "tone": one or two words, \
 "escalate": true or false}}."""
 
 
-def prompt(request: DraftRequest) -> list[dict[str, str]]:
+def prompt(request: DraftRequest) -> list[ChatCompletionMessageParam]:
     """The chat messages for a request: instructions (from us and the owner) in the system
     message, every piece of client data as one quoted JSON document in the user message."""
     voice = request.voice
@@ -500,4 +503,5 @@ def _redacted(text: str, request: DraftRequest) -> str:
     ):
         if name and len(name) > 1:
             text = re.sub(rf"\b{re.escape(name)}\b", mark, text, flags=re.I)
-    return redact(text)
+    scrubbed: str = redact(text)  # a string redacts to a string
+    return scrubbed
