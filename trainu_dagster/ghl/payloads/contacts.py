@@ -53,7 +53,7 @@ CONTACT_FIELDS: FieldSpec = {
 
 
 def dnd_opt_outs(change: EntityChange, occurred_at: datetime) -> tuple[OptOut, ...]:
-    found = []
+    found: list[str | None] = []  # None: the contact-wide `dnd` flag
     if change.columns.get("dnd"):
         found.append(None)
     settings = change.payload.get("dndSettings")

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
-from typing import Any
+from typing import Any, TypeGuard
 
 from trainu_dagster.ghl.payloads.events import CREATE_EVENTS
 from trainu_dagster.ghl.payloads.times import parse_timestamp
@@ -94,5 +94,6 @@ def text(value: Any) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
 
-def is_map(value: Any) -> bool:
+def is_map(value: Any) -> TypeGuard[Mapping[str, Any]]:
+    """A JSON object (GHL nests them: `appointment`, `calendar`, `dndSettings`)."""
     return isinstance(value, Mapping)
