@@ -41,9 +41,9 @@ import psycopg
 
 from benchmarks.support import save_results
 from benchmarks.webhooks import open_loop
+from ghl_simulator import generate_studio, load_or_create_signing_key, webhook_body
 from trainu_dagster.db import embedded
 from trainu_dagster.ghl.signatures import sign_ed25519
-from trainu_dagster.ghl.simulator import generate_studio, load_or_create_signing_key, webhook_body
 from trainu_dagster.stack import SIMULATED_LOCATION
 
 TRAINU = str(Path(sys.executable).parent / "trainu")
@@ -59,7 +59,7 @@ SERVICES = (
     ("dagster-webserver", "dagster webserver"),
     ("dagster api grpc", "dagster code servers"),
     ("receive", "receiver"),
-    ("simulate", "ghl simulator"),
+    ("ghl-simulator", "ghl simulator"),
     ("streamlit", "streamlit"),
     ("postgres", "postgres"),
     ("trainu up", "stack supervisor (relays every service's log)"),

@@ -2,7 +2,7 @@
 stack's Dagster.
 
 Starts an embedded Postgres (temporary) and, each in its own process as GHL would be, a
-GHL simulator per studio (`trainu simulate --app-data`, GHL's real limits: 100 requests
+GHL simulator per studio (`ghl-simulator --app-data`, GHL's real limits: 100 requests
 per 10 s per location; the studio's trainers and clients written into TrainU as the stack
 does), pulls each studio's GHL data through the production client (so every send-time
 check reads real facts: DND, recent messages, bookings), then:
@@ -100,14 +100,14 @@ def daytime_zone() -> str:
 def simulators(
     seeds: dict[str, int], database: Database, work: Path, clients: int
 ) -> Iterator[dict[str, str]]:
-    """`trainu simulate --app-data` per studio, no live activity; yields their URLs."""
+    """`ghl-simulator --app-data` per studio, no live activity; yields their URLs."""
     processes, urls = [], {}
     env = {**os.environ, "TRAINU_GHL_TOKEN": TOKEN, "TRAINU_STATE_DIR": str(work),
            "TRAINU_DATABASE_URL": database.url(), "TRAINU_LOG_LEVEL": "WARNING"}  # fmt: skip
     try:
         for location_id, seed in seeds.items():
             port = free_port()
-            command = [str(BIN / "trainu"), "simulate", f"--location={location_id}",
+            command = [str(BIN / "ghl-simulator"), f"--location={location_id}",
                        "--trainers=3", f"--clients={clients}", "--days=30", f"--seed={seed}",
                        f"--port={port}", "--events-per-minute=0", "--app-data"]  # fmt: skip
             log = (work / f"simulator-{location_id}.log").open("wb")

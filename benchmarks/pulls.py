@@ -1,7 +1,7 @@
 """Pull throughput against GHL's rate limit, and records/s into Postgres.
 
 Starts an embedded Postgres (temporary) and, in its own process as GHL would be, the GHL
-simulator (`trainu simulate`) with GHL's real limits (100 requests per 10 s per location)
+simulator (`ghl-simulator`) with GHL's real limits (100 requests per 10 s per location)
 and a large generated studio, then runs a full backfill of every stream with the
 production client and reports:
 - sustained requests/s as a share of the 10 requests/s ceiling, measured over whole 10 s
@@ -38,12 +38,12 @@ TOKEN = "bench-token"  # noqa: S105 - the local simulator's token
 
 @contextmanager
 def simulator_process(args: argparse.Namespace, state_dir: Path) -> Iterator[str]:
-    """`trainu simulate` with no live activity; yields its URL once the studio is served."""
+    """`ghl-simulator` with no live activity; yields its URL once the studio is served."""
     port = free_port()
     options = {"location": LOCATION, "trainers": 8, "clients": args.clients, "days": args.days,
                "seed": args.seed, "port": port, "events-per-minute": 0}  # fmt: skip
-    trainu = Path(sys.executable).with_name("trainu")
-    command = [str(trainu), "simulate", *(f"--{k}={v}" for k, v in options.items())]
+    simulator = Path(sys.executable).with_name("ghl-simulator")
+    command = [str(simulator), *(f"--{k}={v}" for k, v in options.items())]
     env = {**os.environ, "TRAINU_GHL_TOKEN": TOKEN, "TRAINU_STATE_DIR": str(state_dir)}
     log_file = (state_dir / "simulator.log").open("wb")
     process = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT)

@@ -42,11 +42,11 @@ import psycopg
 from psycopg import sql
 
 from benchmarks.support import save_results
+from ghl_simulator import SIMULATED_LOCATION as LOCATION
 from tests import stack_flow
 from tests.receiver_harness import free_port
 from trainu_dagster.db import embedded
 from trainu_dagster.settings import PROJECT_ROOT
-from trainu_dagster.stack import SIMULATED_LOCATION as LOCATION
 
 # What the owner's dashboard reads (trainu_dagster/reporting/dashboards.py), then insights
 # and the inbox: each must hold rows of the simulated studio.

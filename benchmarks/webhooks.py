@@ -34,8 +34,8 @@ import psutil
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from benchmarks.support import save_results, start_database, stop_database
+from ghl_simulator.webhooks import public_pem
 from trainu_dagster.ghl.signatures import sign_ed25519
-from trainu_dagster.ghl.simulator.webhooks import public_pem
 
 HERE = Path(__file__).resolve().parent
 UVICORN = [

@@ -1,4 +1,5 @@
-"""The installed `trainu` command, run as a real subprocess against a test database."""
+"""The installed `trainu` command, run as a real subprocess against a test database (and
+where `ghl-simulator` is installed beside it)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from trainu_dagster.db.server import Database
 
 TRAINU = str(Path(sys.executable).parent / "trainu")
+GHL_SIMULATOR = str(Path(sys.executable).parent / "ghl-simulator")
 
 
 def run(

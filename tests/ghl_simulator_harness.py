@@ -7,10 +7,8 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from tests.receiver_harness import serving
-from trainu_dagster.ghl.client import GhlClient
-from trainu_dagster.ghl.simulator import Change, Studio, create_simulator_app, webhook_body
-from trainu_dagster.ghl.simulator.api import (
+from ghl_simulator import Change, Studio, create_simulator_app, webhook_body
+from ghl_simulator.api import (
     CALENDARS_VERSION,
     CONTACTS_VERSION,
     CONVERSATIONS_VERSION,
@@ -20,6 +18,8 @@ from trainu_dagster.ghl.simulator.api import (
     USERS_VERSION,
     V3,
 )
+from tests.receiver_harness import serving
+from trainu_dagster.ghl.client import GhlClient
 
 SIM_TOKEN = DEFAULT_TOKEN
 VERSIONS = {  # each API's dated v2 version

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, generate_private_key
 from starlette.types import ASGIApp
 
+from ghl_simulator.webhooks import public_pem
 from trainu_dagster.ghl.signatures import (
     ED25519_HEADER,
     HMAC_HEADER,
@@ -29,7 +30,6 @@ from trainu_dagster.ghl.signatures import (
     sign_ed25519,
     sign_rsa,
 )
-from trainu_dagster.ghl.simulator.webhooks import public_pem
 from trainu_dagster.ingest.receiver import create_app
 from trainu_dagster.settings import Settings
 

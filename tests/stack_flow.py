@@ -17,13 +17,13 @@ import httpx
 import orjson
 import psycopg
 
+from ghl_simulator import SIMULATED_LOCATION
+from ghl_simulator.webhooks import load_or_create_signing_key
 from trainu_dagster import accounts
 from trainu_dagster.ghl.signatures import ED25519_HEADER, sign_ed25519
-from trainu_dagster.ghl.simulator.webhooks import load_or_create_signing_key
 from trainu_dagster.inbox import decisions
 from trainu_dagster.messaging import studio_settings
 from trainu_dagster.messaging.drafts import OPEN
-from trainu_dagster.stack import SIMULATED_LOCATION
 
 
 def owner(conn: psycopg.Connection) -> accounts.User:

@@ -88,7 +88,7 @@ def test_the_database_keeps_only_token_hashes(database: Database) -> None:
 def test_a_simulated_studio_gets_demo_accounts_once_that_sign_in_to_their_own_scope(
     database: Database,
 ) -> None:
-    from trainu_dagster.ghl.simulator import generate_studio, write_app_data
+    from ghl_simulator import generate_studio, write_app_data
 
     studio = generate_studio("loc-demo", trainers=3, clients=40, days=14, seed=5)
     with database.connect() as conn:

@@ -17,6 +17,7 @@ from dagster import (
 )
 from dagster_dbt import DbtCliResource
 
+from ghl_simulator import generate_studio, write_app_data
 from tests.conftest import drop_database, new_database
 from tests.ghl_simulator_harness import creation_changes, webhooks_for
 from tests.ingest_helpers import land_and_process
@@ -25,7 +26,6 @@ from trainu_dagster.assets.drafts import state_drafts
 from trainu_dagster.assets.insights import CLIENT_RISK, client_risk
 from trainu_dagster.db.server import Database
 from trainu_dagster.definitions import defs
-from trainu_dagster.ghl.simulator import generate_studio, write_app_data
 from trainu_dagster.resources.postgres import PostgresResource
 
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)

@@ -15,14 +15,14 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 
+from ghl_simulator import generate_studio
+from ghl_simulator.studio import Studio
 from tests.dbt_harness import dbt_ok
 from tests.ghl_simulator_harness import running_simulator
 from tests.job_harness import ingest, send_job
 from tests.receiver_harness import Signer, post
 from trainu_dagster import accounts
 from trainu_dagster.db.server import Database
-from trainu_dagster.ghl.simulator import generate_studio
-from trainu_dagster.ghl.simulator.studio import Studio
 from trainu_dagster.inbox import decisions
 
 LOCATION = "loc-e2e"

@@ -20,17 +20,17 @@ from openapi_schema_validator import OAS30Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
-from tests.ghl_simulator_harness import API_VERSIONS, SIM_TOKEN, running_simulator, version_header
-from tests.receiver_harness import Signer
-from trainu_dagster.db.server import Database
-from trainu_dagster.ghl.simulator import (
+from ghl_simulator import (
     RateLimit,
     Studio,
     WebhookSender,
     generate_studio,
     webhook_body,
 )
-from trainu_dagster.ghl.simulator.studio import epoch_ms, stage_id
+from ghl_simulator.studio import epoch_ms, stage_id
+from tests.ghl_simulator_harness import API_VERSIONS, SIM_TOKEN, running_simulator, version_header
+from tests.receiver_harness import Signer
+from trainu_dagster.db.server import Database
 
 DATA = Path(__file__).parent / "data" / "ghl"
 SPECS = DATA / "openapi"

@@ -17,12 +17,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.cli_harness import TRAINU
+from ghl_simulator import RateLimit, Studio, generate_studio
+from ghl_simulator.live import StudioKeeper
+from ghl_simulator.studio import epoch_ms
+from tests.cli_harness import GHL_SIMULATOR
 from tests.ghl_simulator_harness import SIM_TOKEN, api_headers, running_simulator
 from tests.receiver_harness import free_port
-from trainu_dagster.ghl.simulator import RateLimit, Studio, generate_studio
-from trainu_dagster.ghl.simulator.live import StudioKeeper
-from trainu_dagster.ghl.simulator.studio import epoch_ms
 
 LOCATION = "Lk7nWq3RzA9bXc2TfE5v"
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)  # the window spans the end of DST (1 Nov)
@@ -359,7 +359,7 @@ def test_contact_by_id_and_deleted_contacts(sim: str, studio: Studio) -> None:
 
 
 def test_a_kept_studio_resumes_the_same_world_where_it_stopped(tmp_path: Path) -> None:
-    """`trainu simulate --keep` (the stack's): a restart resumes the world, as GHL would
+    """`ghl-simulator --keep` (the stack's): a restart resumes the world, as GHL would
     have it, instead of generating another beside what TrainU already holds."""
     params = {"location_id": LOCATION, "trainers": 2, "clients": 40, "days": 30, "seed": 3}
     keeper = StudioKeeper(tmp_path / "sim.studio", params)
@@ -397,7 +397,7 @@ def test_a_stopped_simulator_keeps_its_studio_and_a_restart_resumes_it(tmp_path:
         log = tmp_path / f"simulate-{port}.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                [TRAINU, "simulate", "--keep", "--location", LOCATION, "--trainers", "2",
+                [GHL_SIMULATOR, "--keep", "--location", LOCATION, "--trainers", "2",
                  "--clients", "20", "--days", "14", "--port", str(port)],
                 env=env, stdout=out, stderr=subprocess.STDOUT,
             )  # fmt: skip

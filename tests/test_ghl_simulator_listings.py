@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
+from ghl_simulator import Studio, generate_studio
+from ghl_simulator.studio import epoch_ms
 from tests.ghl_simulator_harness import API_VERSIONS, api_headers, running_simulator
-from trainu_dagster.ghl.simulator import Studio, generate_studio
-from trainu_dagster.ghl.simulator.studio import epoch_ms
 
 LOCATION = "Lk7nWq3RzA9bXc2TfE5v"
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)

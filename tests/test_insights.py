@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 from dagster import AssetKey, DagsterInstance, materialize
 
+from ghl_simulator import Studio, generate_studio, write_app_data
 from tests.conftest import drop_database, new_database
 from tests.dbt_harness import dbt_ok
 from tests.ghl_simulator_harness import SIM_TOKEN, running_simulator
 from trainu_dagster.assets.insights import client_risk, risk_backtest
 from trainu_dagster.db.server import Database
 from trainu_dagster.ghl.client import GhlClient
-from trainu_dagster.ghl.simulator import Studio, generate_studio, write_app_data
 from trainu_dagster.ingest.pull import STREAMS, PullOptions, pull_stream
 from trainu_dagster.insights.backtest import backtest
 from trainu_dagster.insights.config import RiskConfig

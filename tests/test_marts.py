@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from ghl_simulator import Change, Studio, generate_studio, write_app_data
 from tests.conftest import drop_database, new_database
 from tests.dbt_harness import dbt, dbt_ok
 from tests.ghl_simulator_harness import (
@@ -32,7 +33,6 @@ from tests.ingest_helpers import land_and_process
 from trainu_dagster.db.server import Database
 from trainu_dagster.ghl.client import GhlClient
 from trainu_dagster.ghl.payloads import EntityChange
-from trainu_dagster.ghl.simulator import Change, Studio, generate_studio, write_app_data
 from trainu_dagster.ingest.apply import apply_changes
 from trainu_dagster.ingest.pull import STREAMS, PullOptions, pull_stream
 

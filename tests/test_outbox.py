@@ -24,6 +24,8 @@ from dagster import DagsterInstance, DagsterRunStatus, RunRequest, SkipReason, b
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from ghl_simulator import generate_studio
+from ghl_simulator.studio import Studio
 from sensors.outbox import outbox_sensor
 from tests.cli_harness import run as trainu
 from tests.ghl_simulator_harness import SIM_TOKEN, PerStudio, running_simulator
@@ -31,8 +33,6 @@ from tests.job_harness import send_job
 from trainu_dagster import accounts
 from trainu_dagster.db.server import Database
 from trainu_dagster.ghl.client import GhlClient, RequestBudget
-from trainu_dagster.ghl.simulator import generate_studio
-from trainu_dagster.ghl.simulator.studio import Studio
 from trainu_dagster.inbox import decisions
 from trainu_dagster.jobs import send_messages
 from trainu_dagster.messaging import outbox

@@ -13,6 +13,9 @@ import httpx
 import psycopg
 import pytest
 
+from ghl_simulator import generate_studio
+from ghl_simulator.ratelimit import RateLimit
+from ghl_simulator.studio import Studio
 from tests.ghl_simulator_harness import SIM_TOKEN, running_simulator
 from trainu_dagster.db.server import APP_ROLE, Database
 from trainu_dagster.ghl.client import (
@@ -22,9 +25,6 @@ from trainu_dagster.ghl.client import (
     PostgresRequestBudget,
     RequestBudget,
 )
-from trainu_dagster.ghl.simulator import generate_studio
-from trainu_dagster.ghl.simulator.ratelimit import RateLimit
-from trainu_dagster.ghl.simulator.studio import Studio
 from trainu_dagster.resources.ghl import GhlResource
 from trainu_dagster.resources.postgres import PostgresResource
 

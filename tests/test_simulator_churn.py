@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from trainu_dagster.ghl.simulator import Studio, generate_studio
-from trainu_dagster.ghl.simulator.studio import Churn
+from ghl_simulator import Studio, generate_studio
+from ghl_simulator.studio import Churn
 
 NOW = datetime(2026, 11, 1, 15, tzinfo=UTC)
 DAY = timedelta(days=1)

@@ -14,10 +14,10 @@ import pytest
 from psycopg import sql
 from typer.testing import CliRunner
 
-from trainu_dagster.cli import app
+from ghl_simulator import Studio, generate_studio, write_app_data
+from ghl_simulator.cli import app
+from ghl_simulator.studio import INTERNAL_FIELDS
 from trainu_dagster.db.server import Database
-from trainu_dagster.ghl.simulator import Studio, generate_studio, write_app_data
-from trainu_dagster.ghl.simulator.studio import INTERNAL_FIELDS
 
 LOCATION = "Gq8mTz2LrX5bNc7VdK3w"
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
@@ -322,6 +322,6 @@ def test_a_registered_studio_keeps_its_name(database: Database) -> None:
 
 
 def test_simulate_offers_app_data() -> None:
-    result = CliRunner().invoke(app, ["simulate", "--help"], env={"COLUMNS": "200"})
+    result = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "--app-data" in result.output and "--no-app-data" in result.output

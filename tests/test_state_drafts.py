@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from dagster import DagsterInstance, materialize
 
+from ghl_simulator import generate_studio, write_app_data
 from tests.conftest import drop_database, new_database
 from tests.dbt_harness import dbt_ok
 from tests.ghl_simulator_harness import SIM_TOKEN, running_simulator
@@ -19,7 +20,6 @@ from trainu_dagster.assets.drafts import state_drafts
 from trainu_dagster.assets.insights import client_risk
 from trainu_dagster.db.server import Database
 from trainu_dagster.ghl.client import GhlClient
-from trainu_dagster.ghl.simulator import generate_studio, write_app_data
 from trainu_dagster.ingest.pull import STREAMS, PullOptions, pull_stream
 from trainu_dagster.messaging.drafts import REMINDER_AT
 from trainu_dagster.resources.postgres import PostgresResource

@@ -17,12 +17,12 @@ import httpx
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus, RunRequest, SkipReason, build_sensor_context
 
+from ghl_simulator import Studio, generate_studio
 from sensors.studio_backfill import studio_backfill_sensor
 from tests.conftest import drop_database, new_database
 from tests.dbt_harness import dbt_ok
 from tests.ghl_simulator_harness import SIM_TOKEN, running_simulator
 from trainu_dagster.db.server import Database
-from trainu_dagster.ghl.simulator import Studio, generate_studio
 from trainu_dagster.ingest import backfill
 from trainu_dagster.ingest.pull import backfilled_locations
 from trainu_dagster.jobs import LOCATION_TAG, backfill_ghl_history, pull_ghl

@@ -32,8 +32,6 @@ from trainu_dagster.observability.console import ConsoleFilter
 from trainu_dagster.settings import PROJECT_ROOT, Settings
 
 PR_SET_CHILD_SUBREAPER = 36
-# Without a GHL token the stack runs against the local simulator, as this studio.
-SIMULATED_LOCATION = "sim-studio"
 CLEAN_STOP_CODES = {0, 130, 143}  # exited, or stopped by SIGINT / SIGTERM as asked
 DAEMON, SIMULATOR = "dagster-daemon", "ghl-simulator"
 FIRST_STOP_SECONDS = 5.0
@@ -44,11 +42,8 @@ class StackAlreadyRunning(RuntimeError):
 
 
 def simulating(settings: Settings) -> bool:
+    """Without a GHL token the stack runs against the local simulator (`ghl_simulator`)."""
     return settings.ghl_token is None
-
-
-def simulator_key_path(settings: Settings) -> Path:
-    return settings.state_dir / "simulator" / "ed25519.pem"
 
 
 def service_commands(settings: Settings) -> dict[str, list[str]]:
@@ -57,8 +52,7 @@ def service_commands(settings: Settings) -> dict[str, list[str]]:
     workspace = str(PROJECT_ROOT / "workspace.yaml")
     simulator = {
         SIMULATOR: [
-            str(bin_dir / "trainu"),
-            "simulate",
+            str(bin_dir / "ghl-simulator"),
             "--port",
             str(settings.simulator_port),
             "--webhook-url",
@@ -121,7 +115,12 @@ def prepare_dagster_home(settings: Settings) -> Path:
 def simulator_environment(settings: Settings, database: Database) -> dict[str, str]:
     """Point every service at the simulator: its URL, its token, its webhook key; and
     register its studio so the scheduled pulls cover it."""
-    from trainu_dagster.ghl.simulator import load_or_create_signing_key, public_pem
+    from ghl_simulator import (
+        SIMULATED_LOCATION,
+        load_or_create_signing_key,
+        public_pem,
+        simulator_key_path,
+    )
 
     key = load_or_create_signing_key(simulator_key_path(settings))
     with database.connect() as conn:
@@ -163,7 +162,7 @@ def exclusive_stack_lock(state_dir: Path) -> Iterator[None]:
         yield
 
 
-class StackManager(Manager):
+class StackManager(Manager):  # type: ignore[misc]  # honcho ships no types
     """honcho's manager, stopping the Dagster daemon and the simulator before the rest.
     Told to stop, the serving ingest and send runs end their pass and free their lane, and
     a daemon still up would launch the queued successor into the shutdown, to fail there;
@@ -203,7 +202,7 @@ def _wait_until_exited(pid: int, timeout: float) -> None:
             time.sleep(0.05)
 
 
-class ConsolePrinter(Printer):
+class ConsolePrinter(Printer):  # type: ignore[misc]  # honcho ships no types
     """honcho's printer, but each service's output goes whole to `<log_dir>/<service>.log`
     and only what a person should read reaches the console (`ConsoleFilter`)."""
 

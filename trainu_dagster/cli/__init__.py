@@ -19,7 +19,6 @@ from trainu_dagster.cli import (
     outbox,
     pull,
     services,
-    simulate,
     users,
     webhooks,
 )
@@ -45,7 +44,6 @@ def _logging(ctx: typer.Context) -> None:
 
 
 app.command("receive")(services.receive)
-app.command("simulate")(simulate.simulate)
 app.command("pull")(pull.pull)
 app.command("up")(services.up)
 app.add_typer(db.app, name="db")

@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg
 
-from trainu_dagster.ghl.simulator.studio import Studio
+from ghl_simulator.studio import Studio
 
 # The registry's name is the operator's (`trainu locations add`, the stack's registration),
 # so an existing studio keeps it; the timezone follows the simulated studio.

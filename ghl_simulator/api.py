@@ -32,8 +32,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from trainu_dagster.ghl.simulator.ratelimit import RateLimit, SlidingWindowLimiter
-from trainu_dagster.ghl.simulator.studio import (
+from ghl_simulator.ratelimit import RateLimit, SlidingWindowLimiter
+from ghl_simulator.studio import (
     MESSAGE_TYPES,
     Record,
     Studio,

@@ -24,18 +24,18 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
-from trainu_dagster.ghl.signatures import (
-    ED25519_HEADER,
-    RSA_HEADER,
-    sign_ed25519,
-    sign_rsa,
-)
-from trainu_dagster.ghl.simulator.studio import (
+from ghl_simulator.studio import (
     MESSAGE_TYPES,
     Change,
     Studio,
     iso_utc,
     public,
+)
+from trainu_dagster.ghl.signatures import (
+    ED25519_HEADER,
+    RSA_HEADER,
+    sign_ed25519,
+    sign_rsa,
 )
 from trainu_dagster.observability.logging import get_logger
 

@@ -16,15 +16,15 @@ from typing import Any
 import psycopg
 import uvicorn
 
-from trainu_dagster.accounts import DemoAccount, create_demo_accounts
-from trainu_dagster.ghl.simulator.api import create_simulator_app
-from trainu_dagster.ghl.simulator.app_data import write_app_data
-from trainu_dagster.ghl.simulator.studio import Studio, generate_studio
-from trainu_dagster.ghl.simulator.webhooks import (
+from ghl_simulator.api import create_simulator_app
+from ghl_simulator.app_data import write_app_data
+from ghl_simulator.studio import Studio, generate_studio
+from ghl_simulator.webhooks import (
     WebhookSender,
     load_or_create_signing_key,
     public_pem,
 )
+from trainu_dagster.accounts import DemoAccount, create_demo_accounts
 from trainu_dagster.observability.logging import get_logger
 
 log = get_logger(__name__)

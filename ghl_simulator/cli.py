@@ -1,15 +1,36 @@
-"""`trainu simulate`: the local GHL simulator."""
+"""`ghl-simulator` (or `python -m ghl_simulator`): the local GHL as a service of its own.
+
+Run by `trainu up` when no GHL token is set, by the benchmarks and by people trying TrainU.
+It reads TrainU's settings (ports, the state directory, the database for `--app-data`) but
+TrainU never imports it: the simulator stands where GHL stands.
+"""
 
 from __future__ import annotations
 
+import secrets
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from trainu_dagster.cli.common import get_settings, running_database
-from trainu_dagster.stack import SIMULATED_LOCATION, simulator_key_path
+from ghl_simulator.live import run_simulator
+from trainu_dagster.db.server import DatabaseNotRunning, connect_database
+from trainu_dagster.observability.logging import configure_logging
+from trainu_dagster.settings import Settings, get_settings
+
+# The studio the simulator plays unless told otherwise: the stack's, without a GHL token.
+SIMULATED_LOCATION = "sim-studio"
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
+def simulator_key_path(settings: Settings) -> Path:
+    """Its webhook signing key, kept in TrainU's state directory: the stack gives the public
+    half to the receiver."""
+    return settings.state_dir / "simulator" / "ed25519.pem"
+
+
+@app.command()
 def simulate(
     location: Annotated[str, typer.Option(help="GHL location id of the simulated studio.")] = (
         SIMULATED_LOCATION
@@ -43,12 +64,13 @@ def simulate(
     """Run the local GHL simulator: a generated studio behind GHL's REST API, live activity
     and signed webhooks. It accepts TRAINU_GHL_TOKEN (a random one, printed, if unset); its
     webhook signing key lives in the state directory."""
-    import secrets
-
-    from trainu_dagster.ghl.simulator import run_simulator
-
     settings = get_settings()
-    database_url = running_database(settings).url() if app_data else None
+    configure_logging(settings.log_level)
+    try:
+        database = connect_database(settings, start_embedded=False) if app_data else None
+    except DatabaseNotRunning as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1) from exc
     if settings.ghl_token is None:
         token = secrets.token_urlsafe(24)
         typer.echo(f"simulator token (set TRAINU_GHL_TOKEN to choose one): {token}")
@@ -66,6 +88,6 @@ def simulate(
         key_path=simulator_key_path(settings),
         events_per_minute=events_per_minute,
         token=token,
-        database_url=database_url,
+        database_url=database.url() if database else None,
         keep_path=settings.state_dir / "simulator" / f"{location}.studio" if keep else None,
     )
