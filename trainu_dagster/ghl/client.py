@@ -37,6 +37,21 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from trainu_dagster.ghl.api_answers import (
+    AppointmentAnswer,
+    CalendarEvents,
+    Calendars,
+    ContactSearch,
+    ConversationSearch,
+    LocationAnswer,
+    MessageExport,
+    MessagePage,
+    OpportunitySearch,
+    Pipelines,
+    Record,
+    SentMessage,
+    UserSearch,
+)
 from trainu_dagster.observability.logging import get_logger
 
 log = get_logger(__name__)
@@ -240,23 +255,29 @@ class PostgresRequestBudget:
         """Take a slot: (its log id, 0); or (None, how long to wait for one)."""
         keep = timedelta(seconds=self.window + self.margin)
         with self._connection() as conn, conn.transaction():
-            now, today, used = conn.execute(SLOT_LOCK, {"location": location_id}).fetchone()
+            locked = conn.execute(SLOT_LOCK, {"location": location_id}).fetchone()
+            assert locked is not None  # an upsert's RETURNING always has its row
+            now, today, used = locked
             if used >= self.daily:
                 exhausted = True
             else:
                 exhausted = False
-                counted, oldest = conn.execute(SLOT_COUNT, {
+                in_window = conn.execute(SLOT_COUNT, {
                     "location": location_id, "now": now, "keep": keep,
                     "abandoned": timedelta(seconds=self.abandoned_after),
                 }).fetchone()  # fmt: skip
+                assert in_window is not None  # an aggregate always has its row
+                counted, oldest = in_window
                 if counted >= self.requests:
                     if oldest is None:  # every slot is in flight: one frees when it is answered
                         return None, 0.01
                     return None, max((oldest + keep - now).total_seconds(), 0.001)
-                request_id = conn.execute(SLOT_TAKE, {
+                taken = conn.execute(SLOT_TAKE, {
                     "location": location_id, "now": now, "today": today, "used": used,
                     "holder": self._holder,
-                }).fetchone()[0]  # fmt: skip
+                }).fetchone()  # fmt: skip
+                assert taken is not None  # an INSERT's RETURNING always has its row
+                request_id = taken[0]
         if exhausted:
             raise DailyLimitReached(429, f"daily limit of {self.daily} requests reached")
         return request_id, 0.0
@@ -314,7 +335,7 @@ def shared_budget_client(
 class Page:
     """Records of one response and the cursor that resumes right after them."""
 
-    records: list[dict[str, Any]]
+    records: list[Record]
     next_cursor: dict[str, Any] | None  # None: this was the last page
 
 
@@ -414,20 +435,23 @@ class GhlClient:
             body["filters"] = [{"field": "dateUpdated", "operator": "range", "value": since}]
         if search_after is not None:
             body["searchAfter"] = search_after
-        found = self._request("POST", "contacts", "/contacts/search", location_id, json=body)
+        found: ContactSearch = self._request(
+            "POST", "contacts", "/contacts/search", location_id, json=body
+        )
         contacts = found.get("contacts", [])
         full = len(contacts) == SEARCH_PAGE_SIZE  # a short page is the last
         return Page(contacts, {"searchAfter": contacts[-1]["searchAfter"]} if full else None)
 
-    def location(self, location_id: str) -> dict[str, Any]:
+    def location(self, location_id: str) -> Record:
         """The sub-account: name, timezone, address, and the company its users belong to."""
-        return self._get("locations", f"/locations/{location_id}", location_id)["location"]
+        answer: LocationAnswer = self._get("locations", f"/locations/{location_id}", location_id)
+        return answer["location"]
 
-    def users(self, location_id: str) -> list[dict[str, Any]]:
+    def users(self, location_id: str) -> list[Record]:
         """The location's users (the studio's trainers). /users/search is per company, so
         this first asks the location for its companyId."""
         company_id = self.location(location_id)["companyId"]
-        users: list[dict[str, Any]] = []
+        users: list[Record] = []
         while True:
             params = {
                 "companyId": company_id,
@@ -435,25 +459,28 @@ class GhlClient:
                 "skip": len(users),
                 "limit": PAGE_SIZE,
             }
-            body = self._get("users", "/users/search", location_id, params)
+            body: UserSearch = self._get("users", "/users/search", location_id, params)
             page = body.get("users", [])
             users.extend(page)
             if not page or len(users) >= body.get("count", 0):
                 return users
 
-    def pipelines(self, location_id: str) -> list[dict[str, Any]]:
+    def pipelines(self, location_id: str) -> list[Record]:
         path, params = "/opportunities/pipelines", {"locationId": location_id}
-        return self._get("opportunities", path, location_id, params).get("pipelines", [])
+        body: Pipelines = self._get("opportunities", path, location_id, params)
+        return body.get("pipelines", [])
 
     def conversations(
         self, location_id: str, *, contact_id: str | None = None, limit: int = PAGE_SIZE
-    ) -> list[dict[str, Any]]:
+    ) -> list[Record]:
         """Up to `limit` conversations, latest message first; `contact_id` narrows to that
         contact's (GHL keeps one per contact)."""
         params: dict[str, Any] = {"locationId": location_id, "limit": limit}
         if contact_id:
             params["contactId"] = contact_id
-        body = self._get("conversations", "/conversations/search", location_id, params)
+        body: ConversationSearch = self._get(
+            "conversations", "/conversations/search", location_id, params
+        )
         return body.get("conversations", [])
 
     def conversation_messages(
@@ -470,21 +497,22 @@ class GhlClient:
         if last_message_id:
             params["lastMessageId"] = last_message_id
         path = f"/conversations/{conversation_id}/messages"
-        body = self._get("conversations", path, location_id, params)
+        answer = self._get("conversations", path, location_id, params)
         # The spec puts the page at the top level; live GHL has been seen to nest it under
         # `messages` (`{messages: {messages, lastMessageId, nextPage}}`): read either.
-        if isinstance(body.get("messages"), dict):
-            body = body["messages"]
-        last_id = body.get("lastMessageId") if body.get("nextPage") else None
-        return Page(body.get("messages", []), {"lastMessageId": last_id} if last_id else None)
+        nested = isinstance(answer.get("messages"), dict)
+        page: MessagePage = answer["messages"] if nested else answer
+        last_id = page.get("lastMessageId") if page.get("nextPage") else None
+        return Page(page.get("messages", []), {"lastMessageId": last_id} if last_id else None)
 
-    def calendars(self, location_id: str) -> list[dict[str, Any]]:
-        body = self._get("calendars", "/calendars/", location_id, {"locationId": location_id})
+    def calendars(self, location_id: str) -> list[Record]:
+        params = {"locationId": location_id}
+        body: Calendars = self._get("calendars", "/calendars/", location_id, params)
         return body.get("calendars", [])
 
     def calendar_events(
         self, location_id: str, calendar_id: str, start: datetime, end: datetime
-    ) -> list[dict[str, Any]]:
+    ) -> list[Record]:
         """Appointments starting in [start, end). GHL has no paging here: callers slice."""
         params = {
             "locationId": location_id,
@@ -492,11 +520,13 @@ class GhlClient:
             "startTime": epoch_ms(start),
             "endTime": epoch_ms(end),
         }
-        return self._get("calendars", "/calendars/events", location_id, params).get("events", [])
+        body: CalendarEvents = self._get("calendars", "/calendars/events", location_id, params)
+        return body.get("events", [])
 
-    def appointment(self, location_id: str, event_id: str) -> dict[str, Any]:
+    def appointment(self, location_id: str, event_id: str) -> Record:
         path = f"/calendars/events/appointments/{event_id}"
-        return self._get("calendars", path, location_id)["event"]
+        answer: AppointmentAnswer = self._get("calendars", path, location_id)
+        return answer["event"]
 
     def messages(
         self,
@@ -520,13 +550,16 @@ class GhlClient:
             params["cursor"] = cursor
         if channel:
             params["channel"] = channel
-        body = self._get("conversations", "/conversations/messages/export", location_id, params)
+        path = "/conversations/messages/export"
+        body: MessageExport = self._get("conversations", path, location_id, params)
         next_cursor = body.get("nextCursor")
         return Page(body.get("messages", []), {"cursor": next_cursor} if next_cursor else None)
 
     def opportunities(self, location_id: str, cursor: Mapping[str, Any] | None = None) -> Page:
         params = {"location_id": location_id, "limit": PAGE_SIZE, **_keyset_params(cursor)}
-        body = self._get("opportunities", "/opportunities/search", location_id, params)
+        body: OpportunitySearch = self._get(
+            "opportunities", "/opportunities/search", location_id, params
+        )
         return Page(body.get("opportunities", []), _keyset_cursor(body.get("meta")))
 
     def send_message(
@@ -537,14 +570,14 @@ class GhlClient:
         channel: Literal["SMS", "Email"],
         message: str,
         subject: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> SentMessage:
         """Send through GHL; returns GHL's `{conversationId, messageId, ...}`."""
         payload: dict[str, Any] = {"type": channel, "contactId": contact_id}
         if channel == "Email":
             payload |= {"html": message, "subject": subject or ""}
         else:
             payload["message"] = message
-        return self._request(
+        sent: SentMessage = self._request(
             "POST",
             "conversations",
             "/conversations/messages",
@@ -552,12 +585,13 @@ class GhlClient:
             json=payload,
             retry_on=_retryable_send,
         )
+        return sent
 
     # --- transport ---------------------------------------------------------------------
 
     def _get(
         self, api: Api, path: str, location_id: str, params: Mapping[str, Any] | None = None
-    ) -> dict[str, Any]:
+    ) -> Any:
         return self._request("GET", api, path, location_id, params=params)
 
     def _request(
@@ -570,7 +604,9 @@ class GhlClient:
         params: Mapping[str, Any] | None = None,
         json: Mapping[str, Any] | None = None,
         retry_on: Callable[[BaseException], bool] = _retryable,
-    ) -> dict[str, Any]:
+    ) -> Any:
+        """GHL's JSON answer as parsed (an object): each endpoint above declares the shape it
+        reads, one of the answers at the top of this module."""
         retrying = Retrying(
             stop=stop_after_attempt(self._max_attempts),
             wait=_retry_wait,
@@ -594,7 +630,7 @@ class GhlClient:
         location_id: str,
         params: Mapping[str, Any] | None,
         json: Mapping[str, Any] | None,
-    ) -> dict[str, Any]:
+    ) -> Any:
         with self.budget.slot(location_id):
             response = self._http.request(
                 method, path, params=params, json=json, headers={"Version": API_VERSIONS[api]}
