@@ -127,3 +127,24 @@ def test_the_demo_accounts_are_shown_whole_even_right_after_a_hidden_line() -> N
         "  trainer  trainer1@sim-studio.demo.trainu.example  ceerR8aBGdudDjTO  (Kristina Davis)",
     ]
     assert [console.line(line) for line in lines] == [None, *lines[1:]]
+
+
+def test_dagster_saying_a_process_stops_as_asked_stays_in_the_log_file() -> None:
+    """A finished run's code server, no longer needed, and the daemon stopped by Ctrl-C say
+    so as warnings, in Dagster's format or (logged where our code runs) as JSON."""
+    stopping = [
+        "2026-12-07 01:33:21 +0000 - dagster.code_server - WARNING - No heartbeat received in"
+        " 20 seconds, shutting down",
+        '{"event": "No heartbeat received in 45 seconds, shutting down", "level": "warning",'
+        ' "logger": "dagster.code_server", "timestamp": "t"}',
+        "2026-12-07 01:40:02 +0000 - dagster.daemon - WARNING - Shutting down daemon threads due"
+        " to DagsterExecutionInterruptedError...",
+    ]
+    assert [ConsoleFilter().line(line) for line in stopping] == [None] * 3
+    crashed = (
+        "2026-12-07 01:40:02 +0000 - dagster.daemon - WARNING - Shutting down daemon threads due"
+        " to OperationalError..."
+    )
+    assert ConsoleFilter().line(crashed) == (
+        "WARNING Shutting down daemon threads due to OperationalError..."
+    )

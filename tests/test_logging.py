@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import time
@@ -235,6 +236,32 @@ def test_stdlib_exceptions_are_redacted(stderr_lines: Any) -> None:
     line = only(stderr_lines())
     assert line["event"] == "op failed for [email]"
     assert "RuntimeError: send to [phone] failed" in line["exception"]
+
+
+def test_a_line_a_frameworks_own_console_handler_printed_is_not_printed_again(
+    stderr_lines: Any,
+) -> None:
+    """Dagster's CLI gives `dagster` a console handler of its own and leaves it propagating:
+    its lines stay in its format alone. A library's NullHandler, or a handler whose level
+    leaves a record out, prints nothing, so those records are still ours to write."""
+    printed = io.StringIO()
+    cli, library = logging.getLogger("framework_cli"), logging.getLogger("quiet_library")
+    own, null = logging.StreamHandler(printed), logging.NullHandler()
+    own.setLevel(logging.WARNING)
+    cli.addHandler(own)
+    library.addHandler(null)
+    try:
+        logging.getLogger("framework_cli.server").warning("No heartbeat received, shutting down")
+        cli.info("below its own handler's level")
+        library.warning("retrying")
+    finally:
+        cli.removeHandler(own)
+        library.removeHandler(null)
+    assert printed.getvalue() == "No heartbeat received, shutting down\n"
+    assert [line["event"] for line in stderr_lines()] == [
+        "below its own handler's level",
+        "retrying",
+    ]
 
 
 def test_configuring_again_does_not_duplicate_lines_and_applies_the_level(

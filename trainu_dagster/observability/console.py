@@ -5,8 +5,10 @@ one short line per event worth a person's attention: our JSON logs as `LEVEL eve
 key=value...`, Dagster's job and op messages, every warning and error with its traceback.
 Left out of the console (still in the files): debug lines, each HTTP request httpx and the
 simulator's server log, the Dagster daemon's routine ticks ("Checking for new runs for
-sensor..."), dbt's per-model progress, Python library warnings with their source line, and
-the traceback of a process interrupted because it was asked to stop (Ctrl-C).
+sensor..."), dbt's per-model progress, Python library warnings with their source line,
+Dagster's warnings that a process is stopping as it should (a code server no caller needs
+any more: "No heartbeat received in 20 seconds, shutting down"; the daemon told to stop),
+and the traceback of a process interrupted because it was asked to stop (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ DBT_PROGRESS = re.compile(
 LIBRARY_WARNING = re.compile(r"^\S+\.py:\d+: \w*Warning: ")
 TRACEBACK = "Traceback (most recent call last):"
 INTERRUPTED = re.compile(r"^(?:KeyboardInterrupt|[\w.]*DagsterExecutionInterruptedError)\b")
+STOPPING_AS_ASKED = re.compile(
+    r"^(?:No heartbeat received in \d+ seconds, shutting down"
+    r"|Shutting down daemon threads due to (?:KeyboardInterrupt|DagsterExecutionInterruptedError))"
+)
 SHORT_RUN_ID = r"\1"  # a run's id as the Dagster UI shows it: its first 8 characters
 VALUE_CHARS = 80
 
@@ -79,7 +85,8 @@ def _json_line(text: str) -> str | None:
     level = str(record.get("level", "info")).lower()
     if level == "debug" or (level == "info" and record.get("logger") in QUIET_LOGGERS):
         return None
-    if record.get("logger") == "py.warnings" or LIBRARY_WARNING.match(str(record.get("event"))):
+    event = str(record.get("event"))
+    if record.get("logger") == "py.warnings" or _routine(event):
         return None
     fields = " ".join(
         f"{key}={_short(value)}"
@@ -94,9 +101,14 @@ def _json_line(text: str) -> str | None:
 def _dagster_line(logger: str, level: str, message: str) -> str | None:
     if level == "DEBUG" or (level == "INFO" and logger.startswith("dagster.daemon")):
         return None
-    if LIBRARY_WARNING.match(message):  # Python's warnings, which Dagster logs
+    if _routine(message):
         return None
     return f"{level:7} {RUN_ID.sub(SHORT_RUN_ID, message)}"
+
+
+def _routine(message: str) -> bool:
+    """A Python warning (Dagster logs them too), or a process saying it stops as asked."""
+    return bool(LIBRARY_WARNING.match(message) or STOPPING_AS_ASKED.match(message))
 
 
 def _short(value: object) -> str:

@@ -3,6 +3,13 @@
 TrainU handles studio clients' contact details, so every log line — ours through structlog
 and third-party ones through the stdlib root logger (uvicorn, dagster, httpx, posthog) —
 goes through one redaction step before it reaches stderr.
+
+One line per event: Dagster's CLI gives its own loggers (`dagster`, `dagster.code_server`)
+a console handler in Dagster's format and leaves them propagating to the root, so in a
+process that loads our code location (a code server, `dagster definitions validate`) each
+of its events would be printed twice. What such a handler has printed is not printed again
+here: Dagster's framework lines keep Dagster's format, as in the daemon and the webserver,
+which never load our code; what runs our code still logs redacted JSON.
 """
 
 from __future__ import annotations
@@ -125,6 +132,21 @@ class _StderrHandler(logging.StreamHandler[Any]):
         pass
 
 
+def _printed_below_root(record: logging.LogRecord) -> bool:
+    """Whether a console handler between the record's logger and the root has printed it."""
+    logger = logging.Logger.manager.loggerDict.get(record.name)
+    while isinstance(logger, logging.Logger) and logger.parent is not None:
+        for handler in logger.handlers:
+            if (
+                isinstance(handler, logging.StreamHandler)
+                and not isinstance(handler, logging.FileHandler)
+                and record.levelno >= handler.level
+            ):
+                return True
+        logger = logger.parent
+    return False
+
+
 _SHARED: list[Processor] = [
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,
@@ -148,6 +170,7 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
         )
     )
     handler = _StderrHandler()
+    handler.addFilter(lambda record: not _printed_below_root(record))
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=_SHARED,
