@@ -120,8 +120,8 @@ def regenerate(
                    "outcome": redone.result.outcome,
                    "safety_failed": list(redone.verdict.failed)})  # fmt: skip
     if redone.status == "needs_manual":
-        why = "; ".join(redone.verdict.details.values()) or "the model asked for a person"
-        return Outcome(draft.id, True, f"Regenerated, but it needs your edit: {why}.")
+        failed = "; ".join(redone.verdict.details.values()) or "the model asked for a person"
+        return Outcome(draft.id, True, f"Regenerated, but it needs your edit: {failed}.")
     return Outcome(draft.id, True, "Regenerated: review the new text.")
 
 
@@ -183,8 +183,9 @@ def bulk(
     return outcomes
 
 
-def _lock(conn: psycopg.Connection, draft: Loaded) -> tuple | None:
-    """The draft, locked, if it is still open and exactly as the page showed it."""
+def _lock(conn: psycopg.Connection, draft: Loaded) -> tuple[str, UUID, str, str] | None:
+    """The draft, locked, if it is still open and exactly as the page showed it: its
+    location, correlation id, purpose and body."""
     return conn.execute(
         """SELECT location_id, correlation_id, purpose, body FROM app.messages
            WHERE id = %s AND updated_at = %s AND status = ANY(%s) FOR UPDATE""",

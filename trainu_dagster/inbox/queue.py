@@ -78,7 +78,9 @@ def pending_count(
     conn: psycopg.Connection, *, now: datetime, trainer_id: UUID | None = None
 ) -> int:
     """How many drafts wait for this user (the page shows the first few)."""
-    return conn.execute(COUNT, {"now": now, "trainer": trainer_id}).fetchone()[0]
+    row = conn.execute(COUNT, {"now": now, "trainer": trainer_id}).fetchone()
+    assert row is not None  # count(*) always returns a row
+    return int(row[0])
 
 
 def pending_drafts(

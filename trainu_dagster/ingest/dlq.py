@@ -27,9 +27,14 @@ OPEN_STATUSES = ("pending", "retrying", "dead")
 
 
 class FailedEvent(Protocol):
-    id: int
-    location_id: str | None
-    correlation_id: UUID
+    """What the queue needs of a failed event (read-only, as a frozen event gives it)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def location_id(self) -> str | None: ...
+    @property
+    def correlation_id(self) -> UUID: ...
 
 
 @dataclass(frozen=True)
@@ -55,7 +60,8 @@ class QueueItem:
 
 def backoff(attempts: int, *, rng: random.Random | None = None) -> timedelta:
     """Exponential backoff with "equal jitter": half fixed, half random, capped."""
-    ceiling = min(MAX_DELAY, BASE_DELAY * 2 ** max(attempts - 1, 0))
+    factor: int = 2 ** max(attempts - 1, 0)
+    ceiling = min(MAX_DELAY, BASE_DELAY * factor)
     return ceiling / 2 + (ceiling / 2) * (rng or random).random()
 
 

@@ -39,7 +39,7 @@ class Backtest:
     positives: int  # of which the client then no-showed or stopped booking
     rankings: tuple[Ranking, ...]  # the model first, then the baselines
 
-    def table(self) -> list[dict[str, object]]:
+    def table(self) -> list[dict[str, str | float]]:
         return [
             {
                 "ranking": r.name,
@@ -102,10 +102,8 @@ def _slipped(history: History, clients: pd.DataFrame, as_of: pd.Timestamp) -> pd
 
 
 def _measure(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float, float]:
-    return (
-        round(_auc(scores, labels), 4),
-        *(round(v, 4) for v in _at_top(scores, labels, TOP_SHARE)),
-    )
+    precision, recall = _at_top(scores, labels, TOP_SHARE)
+    return round(_auc(scores, labels), 4), round(precision, 4), round(recall, 4)
 
 
 def _auc(scores: np.ndarray, labels: np.ndarray) -> float:

@@ -51,6 +51,8 @@ def run_all(conn: psycopg.Connection, config: RiskConfig, *, as_of: datetime) ->
     }
     verdicts = {}
     for name, query in RULES.items():
-        broken = conn.execute(query, params).fetchone()[0]
+        row = conn.execute(query, params).fetchone()
+        assert row is not None  # each rule is a count(*)
+        broken = int(row[0])
         verdicts[name] = Verdict(passed=broken == 0, detail=broken)
     return verdicts

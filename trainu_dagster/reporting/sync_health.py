@@ -5,6 +5,7 @@ Reads go through the owner's RLS-bound connection (raw and ops rows are owner-on
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import pandas as pd
 import psycopg
@@ -60,7 +61,9 @@ def dead_letters(conn: psycopg.Connection) -> list[dlq.QueueItem]:
     return sorted(items, key=lambda i: i.created_at, reverse=True)
 
 
-def event_payloads(conn: psycopg.Connection, event_ids: list[int | None]) -> dict[int, dict]:
+def event_payloads(
+    conn: psycopg.Connection, event_ids: list[int | None]
+) -> dict[int, dict[str, Any]]:
     """The webhook payloads behind dead-letter items, to start a repair from."""
     rows = conn.execute(
         "SELECT id, payload FROM raw.webhook_events WHERE id = ANY(%s)",
