@@ -3,7 +3,7 @@
 UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 
-.PHONY: up test install manifest browser bench-webhooks bench-pulls bench-dbt bench-ingest bench-insights bench-drafts bench-outbox bench-app bench-stack
+.PHONY: up test install manifest browser bench-webhooks bench-pulls bench-dbt bench-ingest bench-insights bench-drafts bench-outbox bench-app bench-stack bench-cli
 
 install:
 	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --quiet --user "uv==$(UV_VERSION)"
@@ -58,3 +58,7 @@ bench-app: manifest browser
 # A fresh clone of this repository, `make up` in it, then bookings → drafts → sent on it.
 bench-stack: install
 	"$(UV)" run python benchmarks/stack_end_to_end.py
+
+# Start-up of the `trainu` command as a person runs it (.venv/bin/trainu), beside `python -c pass`.
+bench-cli: install
+	"$(UV)" run python benchmarks/cli_startup.py
