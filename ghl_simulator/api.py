@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import urlencode
 
 import orjson
@@ -471,7 +471,7 @@ class Listings:
             self._revision = self.studio.revision
         if key not in self._views:
             self._views[key] = build()
-        return self._views[key]
+        return cast(T, self._views[key])
 
     def view(self, key: Hashable, rows: Callable[[], Iterable[Row]]) -> list[Row]:
         return self.cached(key, lambda: sorted(rows()))
@@ -878,7 +878,9 @@ def create_simulator_app(
         names = {field: field if v3 else v2 for field, v2 in V2_OPPORTUNITY_PARAMS.items()}
         own_location(location, required(request, names.pop("locationId")))
         params = request.query_params
-        equal = {field: params[name] for field, name in names.items() if params.get(name)}
+        equal: dict[str, str | None] = {
+            field: params[name] for field, name in names.items() if params.get(name)
+        }
         status = choice(request, "status", OPPORTUNITY_STATUSES, "all")
         if status != "all":
             equal["status"] = status

@@ -137,7 +137,7 @@ class Churn:
             return 0.0 if at < self.until else 1.0
         if at >= self.until:
             return 0.0
-        return (1 - (at - self.onset) / (self.until - self.onset)) ** self.shape
+        return float((1 - (at - self.onset) / (self.until - self.onset)) ** self.shape)
 
     def record(self, contact_id: str) -> Record:
         """The ground truth's view: what happened to this client and when."""
@@ -232,7 +232,7 @@ class Studio:
 
     @property
     def location_id(self) -> str:
-        return self.location["id"]
+        return str(self.location["id"])
 
     @property
     def tz(self) -> ZoneInfo:
@@ -259,8 +259,10 @@ class Studio:
         return self.entities["opportunity"]
 
     def calendar_for(self, user_id: str) -> str:
-        return next(
-            c["id"] for c in self.calendars.values() if c["teamMembers"][0]["userId"] == user_id
+        return str(
+            next(
+                c["id"] for c in self.calendars.values() if c["teamMembers"][0]["userId"] == user_id
+            )
         )
 
     def conversation_for(self, contact_id: str) -> Record:
@@ -720,7 +722,7 @@ def message_record(
 
 
 def stage_id(pipeline: Record, stage: str) -> str:
-    return next(s["id"] for s in pipeline["stages"] if s["name"] == stage)
+    return str(next(s["id"] for s in pipeline["stages"] if s["name"] == stage))
 
 
 def opportunity_record(
