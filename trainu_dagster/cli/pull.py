@@ -36,6 +36,7 @@ def pull(
         pull_stream,
         registered_locations,
     )
+    from trainu_dagster.messaging.inbound import record_pulled
 
     settings = get_settings()
     database = running_database(settings)
@@ -73,7 +74,8 @@ def pull(
                     progress.update(task, advance=1, records=f"{result.records} records")
 
                 try:
-                    pull_stream(conn, client, location_id, name, options=options, on_page=advance)  # type: ignore[arg-type]
+                    pull_stream(conn, client, location_id, name, options=options,  # type: ignore[arg-type]
+                                on_page=advance, on_messages=record_pulled)  # fmt: skip
                 except GhlError as exc:
                     raise fail(f"{location_id} {name}: {exc}; rerun to resume") from exc
                 progress.update(task, total=progress.tasks[task].completed)
