@@ -108,10 +108,11 @@ def sign_in(
         return None
     if user_id is None:
         return None
-    token = auth_conn.execute("SELECT app.issue_session(%s, %s)", (user_id, lifetime)).fetchone()
+    row = auth_conn.execute("SELECT app.issue_session(%s, %s)", (user_id, lifetime)).fetchone()
     auth_conn.commit()
-    assert token is not None
-    return token[0]
+    assert row is not None
+    token: str = row[0]
+    return token
 
 
 @contextmanager

@@ -9,7 +9,14 @@ its trigger, so materializing this again drafts nothing twice.
 
 from datetime import UTC, datetime
 
-from dagster import AssetExecutionContext, AssetKey, AutomationCondition, MaterializeResult, asset
+from dagster import (
+    AssetCheckKey,
+    AssetExecutionContext,
+    AssetKey,
+    AutomationCondition,
+    MaterializeResult,
+    asset,
+)
 
 from trainu_dagster.assets.insights import CLIENT_RISK
 from trainu_dagster.messaging.drafting import open_drafter
@@ -17,7 +24,11 @@ from trainu_dagster.messaging.drafts import make_drafts, plan_state_drafts
 from trainu_dagster.resources.postgres import PostgresResource
 from trainu_dagster.settings import get_settings
 
-HOURLY = AutomationCondition.cron_tick_passed("0 * * * *").since_last_handled()
+# typed for assets and checks alike, as `since_last_handled` requires of its condition
+HOURLY_TICK: AutomationCondition[AssetKey | AssetCheckKey] = AutomationCondition.cron_tick_passed(
+    "0 * * * *"
+)
+HOURLY = HOURLY_TICK.since_last_handled()
 
 
 @asset(
@@ -28,13 +39,16 @@ HOURLY = AutomationCondition.cron_tick_passed("0 * * * *").since_last_handled()
     automation_condition=AutomationCondition.eager() | HOURLY,
     description="Reminders, re-engagement and milestone drafts awaiting approval (app.messages).",
 )
-def state_drafts(context: AssetExecutionContext, database: PostgresResource) -> MaterializeResult:
+def state_drafts(
+    context: AssetExecutionContext,
+    database: PostgresResource,
+) -> MaterializeResult:  # type: ignore[type-arg]  # Dagster matches the bare class
     now = datetime.now(UTC)
     with open_drafter(get_settings()) as drafter, database.connect() as conn:
         plans = plan_state_drafts(conn, now=now)
         outcome = make_drafts(conn, plans, drafter, now=now)
         conn.commit()
-    by_purpose = {}
+    by_purpose: dict[str, int] = {}
     for plan in plans:
         by_purpose[plan.purpose] = by_purpose.get(plan.purpose, 0) + 1
     context.log.info(

@@ -52,7 +52,10 @@ CHECKS = {
     ],
     description="Per active client and day: risk score, band, factors and reason (app.insights).",
 )
-def client_risk(context: AssetExecutionContext, database: PostgresResource) -> MaterializeResult:
+def client_risk(
+    context: AssetExecutionContext,
+    database: PostgresResource,
+) -> MaterializeResult:  # type: ignore[type-arg]  # Dagster matches the bare class
     config = get_settings().risk_model
     now = datetime.now(UTC)
     with database.connect() as conn:
@@ -103,7 +106,7 @@ class BacktestConfig(Config):
 )
 def risk_backtest(
     context: AssetExecutionContext, config: BacktestConfig, database: PostgresResource
-) -> MaterializeResult:
+) -> MaterializeResult:  # type: ignore[type-arg]  # Dagster matches the bare class
     with database.connect() as conn:
         history = load_history(conn)
     result = backtest(

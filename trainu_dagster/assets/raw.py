@@ -13,7 +13,7 @@ from dagster import AssetKey, AssetMaterialization, AssetSpec, MetadataValue
 from trainu_dagster.ingest.apply import TABLES
 
 # entity name in parsed changes -> the raw table it lands in
-RAW_TABLES = {entity: table for entity, (table, _, _) in TABLES.items()}
+RAW_TABLES: dict[str, str] = {entity: table for entity, (table, _, _) in TABLES.items()}
 # written with the appointments, in the same transaction (see ingest.apply)
 START_TIMES = "ghl_appointment_start_times"
 

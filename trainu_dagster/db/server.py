@@ -57,8 +57,8 @@ class Database:
         url = self._url(database=self.dagster_database).set(drivername="postgresql+psycopg2")
         return url.render_as_string(hide_password=False)
 
-    def connect(self, *, role: str | None = None, **kwargs) -> psycopg.Connection:
-        return psycopg.connect(self.url(role=role), **kwargs)
+    def connect(self, *, role: str | None = None, autocommit: bool = False) -> psycopg.Connection:
+        return psycopg.connect(self.url(role=role), autocommit=autocommit)
 
     def libpq_env(self) -> dict[str, str]:
         """PG* variables for psql and the dbt profile."""

@@ -12,7 +12,7 @@ from trainu_dagster.resources.postgres import PostgresResource
 from trainu_dagster.settings import Settings
 
 
-class GhlResource(ConfigurableResource):
+class GhlResource(ConfigurableResource["GhlResource"]):
     """Unset fields come from the settings (`TRAINU_GHL_BASE_URL`, `TRAINU_GHL_TOKEN`), so
     the token never appears in run configuration or the Dagster UI."""
 

@@ -7,12 +7,13 @@ from contextlib import contextmanager
 
 import psycopg
 from dagster import ConfigurableResource
+from pydantic import SecretStr
 
 from trainu_dagster.db.server import Database, connect_database
 from trainu_dagster.settings import Settings
 
 
-class PostgresResource(ConfigurableResource):
+class PostgresResource(ConfigurableResource["PostgresResource"]):
     """Pipelines connect as the administrative role (RLS does not scope them).
 
     Without `database_url` the resource finds the server the way the CLI does
@@ -22,10 +23,12 @@ class PostgresResource(ConfigurableResource):
     database_url: str | None = None
 
     def database(self) -> Database:
-        settings = Settings(database_url=self.database_url) if self.database_url else Settings()
+        settings = (
+            Settings(database_url=SecretStr(self.database_url)) if self.database_url else Settings()
+        )
         return connect_database(settings, start_embedded=False)
 
     @contextmanager
-    def connect(self, **kwargs: object) -> Iterator[psycopg.Connection]:
-        with self.database().connect(**kwargs) as conn:
+    def connect(self, *, autocommit: bool = False) -> Iterator[psycopg.Connection]:
+        with self.database().connect(autocommit=autocommit) as conn:
             yield conn
