@@ -14,17 +14,19 @@ from typing import TypeVar
 from dagster import SkipReason
 
 from trainu_dagster.db.server import DatabaseNotRunning
+from trainu_dagster.resources.postgres import PostgresResource
 
+Context = TypeVar("Context")
 Result = TypeVar("Result")
 
 
 def skip_without_database(
-    evaluate: Callable[..., Result],
-) -> Callable[..., Result | SkipReason]:
+    evaluate: Callable[[Context, PostgresResource], Result],
+) -> Callable[[Context, PostgresResource], Result | SkipReason]:
     """`evaluate` (a sensor function) skips its tick while the embedded database is down."""
 
     @wraps(evaluate)
-    def guarded(context, database) -> Result | SkipReason:  # noqa: ANN001 - as `evaluate`'s
+    def guarded(context: Context, database: PostgresResource) -> Result | SkipReason:
         try:
             return evaluate(context, database)
         except DatabaseNotRunning as down:

@@ -1,5 +1,8 @@
 """Every failed Dagster run becomes a `run_failed` product event, visible in sync health."""
 
+from collections.abc import Mapping
+from uuid import UUID
+
 from dagster import DefaultSensorStatus, RunFailureSensorContext, run_failure_sensor
 
 from sensors.database import skip_without_database
@@ -22,6 +25,15 @@ def record_run_failure(context: RunFailureSensorContext, database: PostgresResou
             location_id=run.tags.get(LOCATION_TAG),
             entity_type="dagster_run",
             entity_id=run.run_id,
-            correlation_id=run.tags.get(CORRELATION_TAG),
+            correlation_id=_correlation_id(run.tags),
             properties={"job": run.job_name, "error": context.failure_event.message},
         )
+
+
+def _correlation_id(tags: Mapping[str, str]) -> UUID | None:
+    """The run's correlation id, when its tag holds a UUID. Anyone can tag a run: a tag
+    that is not one is left out, where passing it on would fail the insert and lose the event."""
+    try:
+        return UUID(tags[CORRELATION_TAG])
+    except (KeyError, ValueError):
+        return None

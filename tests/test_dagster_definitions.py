@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from uuid import uuid4
 
 import pytest
 from dagster import (
@@ -22,7 +23,7 @@ from dagster import (
 )
 
 from sensors import all_sensors
-from sensors.run_failure import record_run_failure
+from sensors.run_failure import CORRELATION_TAG, record_run_failure
 from trainu_dagster.assets.dbt import trainu_dbt_models
 from trainu_dagster.db.server import Database, ensure_database_exists
 from trainu_dagster.definitions import defs
@@ -178,6 +179,39 @@ def test_failed_run_becomes_a_run_failed_event(dagster_home: Path, database: Dat
     location, run_id, job_name, error = rows[0]
     assert (location, run_id, job_name) == ("L1", result.run_id, "failing_pull")
     assert "explode" in error
+
+
+def test_a_failed_runs_correlation_id_reaches_its_event_and_a_malformed_one_is_dropped(
+    dagster_home: Path, database: Database
+) -> None:
+    """A run tagged with a correlation id carries it to its `run_failed` event; a tag that
+    is not a UUID (anyone can tag a run) is left out, and the failure is still recorded."""
+    correlation = uuid4()
+    run_ids = {}
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        for tag in (str(correlation), "not-a-uuid"):
+            result = failing_pull.execute_in_process(
+                instance=instance, raise_on_error=False, tags={CORRELATION_TAG: tag}
+            )
+            context = build_run_status_sensor_context(
+                sensor_name="record_run_failure",
+                dagster_event=result.get_run_failure_event(),
+                dagster_instance=instance,
+                dagster_run=instance.get_run_by_id(result.run_id),
+                resources={"database": PostgresResource(database_url=database.url())},
+            ).for_run_failure()
+            record_run_failure(context)
+            run_ids[tag] = result.run_id
+
+    with database.connect() as conn:
+        recorded = dict(
+            conn.execute(
+                """SELECT entity_id, correlation_id FROM app.events
+                   WHERE event_type = 'run_failed' AND entity_id = ANY(%s)""",
+                (list(run_ids.values()),),
+            ).fetchall()
+        )
+    assert recorded == {run_ids[str(correlation)]: correlation, run_ids["not-a-uuid"]: None}
 
 
 def test_without_the_database_every_sensor_skips_saying_why(
