@@ -25,7 +25,8 @@ from trainu_dagster.messaging.drafting import (
     StudioVoice,
     TemplateDrafter,
 )
-from trainu_dagster.messaging.drafts import DraftPlan, make_drafts
+from trainu_dagster.messaging.drafts import make_drafts
+from trainu_dagster.messaging.drafts_rules import DraftPlan
 
 TRAINER_BOOK = 200  # clients per trainer: whose names a draft must not mention
 

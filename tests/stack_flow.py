@@ -23,7 +23,7 @@ from trainu_dagster import accounts
 from trainu_dagster.ghl.signatures import ED25519_HEADER, sign_ed25519
 from trainu_dagster.inbox import decisions
 from trainu_dagster.messaging import studio_settings
-from trainu_dagster.messaging.drafts import OPEN
+from trainu_dagster.messaging.drafts_store import OPEN
 
 
 def owner(conn: psycopg.Connection) -> accounts.User:
@@ -46,7 +46,7 @@ def sending_at_any_hour(conn: psycopg.Connection) -> None:
 def reachable_clients(
     conn: psycopg.Connection, count: int, *, excluding: list[str] | None = None
 ) -> list[tuple[str, str]]:
-    """Clients a confirmation may be drafted for now (`drafts._wanted`): reachable by SMS,
+    """Clients a confirmation may be drafted for now (`drafts_rules.wanted`): reachable by SMS,
     not opted out in TrainU or GHL (DND), none of their drafts open or waiting to be sent,
     not among `excluding`; (GHL contact id, their trainer's GHL user id)."""
     return conn.execute(

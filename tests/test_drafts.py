@@ -23,7 +23,8 @@ from trainu_dagster.db.server import Database
 from trainu_dagster.ingest.clients import ensure_clients
 from trainu_dagster.messaging import outbox
 from trainu_dagster.messaging.drafting import OpenAIDrafter, TemplateDrafter
-from trainu_dagster.messaging.drafts import DraftPlan, make_drafts, redraft, session_when
+from trainu_dagster.messaging.drafts import make_drafts, redraft
+from trainu_dagster.messaging.drafts_rules import DraftPlan, session_when
 
 LOCATION = "loc-drafts"
 TRAINER_GHL_ID = "user-jordan"

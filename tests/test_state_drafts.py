@@ -21,7 +21,7 @@ from trainu_dagster.assets.insights import client_risk
 from trainu_dagster.db.server import Database
 from trainu_dagster.ghl.client import GhlClient
 from trainu_dagster.ingest.pull import STREAMS, PullOptions, pull_stream
-from trainu_dagster.messaging.drafts import REMINDER_AT
+from trainu_dagster.messaging.drafts_rules import REMINDER_AT
 from trainu_dagster.resources.postgres import PostgresResource
 
 LOCATION = "loc-state-drafts"

@@ -27,7 +27,7 @@ from trainu_dagster.ghl.payloads import ParsedEvent
 from trainu_dagster.ingest.clients import ensure_clients
 from trainu_dagster.ingest.process import WebhookEvent
 from trainu_dagster.messaging.classify import classify_inbound
-from trainu_dagster.messaging.drafts import opt_out
+from trainu_dagster.messaging.drafts_store import opt_out
 from trainu_dagster.observability.product_events import record_event
 
 DELIVERED = ("delivered", "read", "opened")

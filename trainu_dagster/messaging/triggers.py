@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, TypedDict
 from uuid import UUID
 
 from trainu_dagster.ghl.payloads import EntityChange, ParsedEvent
@@ -33,13 +33,22 @@ class Happening:
     channel: str | None = None  # SMS, Email...
 
 
+class _Delivered(TypedDict):
+    """What every happening of one change shares: where, when, and which delivery."""
+
+    location_id: str
+    at: datetime | None
+    correlation_id: UUID
+    webhook_event_id: int
+
+
 def happenings(
     parsed: ParsedEvent, *, correlation_id: UUID, webhook_event_id: int
 ) -> list[Happening]:
     """Every happening in one applied delivery."""
     found: list[Happening] = []
     for change in parsed.changes:
-        common = {
+        common: _Delivered = {
             "location_id": change.location_id,
             "at": change.source_updated_at,
             "correlation_id": correlation_id,
@@ -54,7 +63,7 @@ def happenings(
     return found
 
 
-def _appointment(change: EntityChange, event_type: str, common: dict) -> list[Happening]:
+def _appointment(change: EntityChange, event_type: str, common: _Delivered) -> list[Happening]:
     contact_id = change.columns.get("contact_id")
     if not contact_id:
         return []
@@ -80,13 +89,14 @@ def _appointment(change: EntityChange, event_type: str, common: dict) -> list[Ha
     ]
 
 
-def _inbound(change: EntityChange, common: dict) -> list[Happening]:
+def _inbound(change: EntityChange, common: _Delivered) -> list[Happening]:
     body = change.payload.get("body")
     contact_id = change.columns.get("contact_id")
     if change.columns.get("direction") != "inbound" or not contact_id or not isinstance(body, str):
         return []
     if not body.strip():
         return []
+    sent: _Delivered = {**common, "at": change.columns.get("date_added") or common["at"]}
     return [
         Happening(
             "inbound",
@@ -94,6 +104,6 @@ def _inbound(change: EntityChange, common: dict) -> list[Happening]:
             message_id=change.entity_id,
             text=body,
             channel=change.columns.get("message_type"),
-            **{**common, "at": change.columns.get("date_added") or common["at"]},
+            **sent,
         )
     ]
