@@ -18,6 +18,7 @@ from tests.receiver_harness import (
     running_receiver,
 )
 from trainu_dagster.db.server import Database
+from trainu_dagster.ingest.landing import LANDED_CHANNEL
 from trainu_dagster.ingest.receiver import Answer, WebhookFrontDoor
 
 CONTACT = {
@@ -72,6 +73,22 @@ def test_signed_delivery_is_committed_before_the_answer(
             "pending",
         )
     ]
+
+
+def test_the_ingest_run_is_woken_once_a_delivery_is_stored(
+    receiver_url: str, signer: Signer, database: Database
+) -> None:
+    """The receiver notifies after the landing commit, not inside it (migration 0023)."""
+    with database.connect(autocommit=True) as listener:
+        listener.execute(f"LISTEN {LANDED_CHANNEL}")
+        body = delivery(CONTACT | {"id": "contact-wake"})
+        assert post(receiver_url, body, signer.headers(body)).status_code == 200
+        woken = [n.channel for n in listener.notifies(timeout=10, stop_after=1)]
+        stored = listener.execute(
+            "SELECT count(*) FROM raw.webhook_events WHERE entity_id = 'contact-wake'"
+        ).fetchone()
+    assert woken == [LANDED_CHANNEL]
+    assert stored == (1,)
 
 
 def test_the_same_delivery_five_times_is_one_row(

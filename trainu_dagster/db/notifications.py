@@ -1,8 +1,8 @@
 """Waiting on Postgres notifications: how a long-lived run sleeps until there is work.
 
-A trigger `pg_notify`s a channel when work appears (a webhook landed, a message was
-approved); the run `LISTEN`s on an autocommit connection of its own and, between passes,
-blocks here instead of polling the tables.
+A channel is notified when work appears (by the receiver once a webhook landed, by a
+trigger when a message was approved); the run `LISTEN`s on an autocommit connection of its
+own and, between passes, blocks here instead of polling the tables.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """Keep applying webhook deliveries as they land, for a bounded time.
 
 Starting a run costs seconds, so one run serves a stream of deliveries: it applies
-everything pending, then waits on Postgres's `LISTEN trainu_webhook_events` (every landing
-statement notifies) and applies what arrives, within moments of its commit. It stops after
-`max_seconds`, or sooner when nothing has landed for `idle_seconds`; the webhook sensor
-keeps a successor queued while deliveries flow, so the number of runs grows with time, not
-with traffic. Progress is reported every `report_seconds`: the caller turns it into
+everything pending, then waits on Postgres's `LISTEN trainu_webhook_events` (the receiver
+notifies once a batch is durable) and applies what arrives, within moments of its commit.
+It stops after `max_seconds`, or sooner when nothing has landed for `idle_seconds`; the
+webhook sensor keeps a successor queued while deliveries flow, so the number of runs grows
+with time, not with traffic. Progress is reported every `report_seconds`: the caller turns it into
 Dagster materializations, which is what refreshes the models downstream. After each batch
 commits, `after_batch` (drafting) reacts to it in a transaction of its own, so what a
 delivery triggers happens within seconds, and a failure there never undoes a delivery.
@@ -21,13 +21,13 @@ from dataclasses import dataclass
 import psycopg
 
 from trainu_dagster.db.notifications import await_notification, listen
+from trainu_dagster.ingest.landing import LANDED_CHANNEL
 from trainu_dagster.ingest.process import BATCH_SIZE, IngestSummary, process_pending
 from trainu_dagster.observability.analytics import configured_analytics
 from trainu_dagster.observability.logging import get_logger
 from trainu_dagster.observability.product_events import emit_event
 
 log = get_logger(__name__)
-CHANNEL = "trainu_webhook_events"
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def drain(
     go to psycopg)."""
     total, unreported = IngestSummary(), IngestSummary()
     with connect(autocommit=True) as listener, connect() as conn:
-        listen(listener, CHANNEL)
+        listen(listener, LANDED_CHANNEL)
         started = last_landed = last_report = clock()
         while True:
             with conn.transaction():

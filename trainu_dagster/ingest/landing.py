@@ -4,7 +4,8 @@ Every request waits until its row is committed in `raw.webhook_events` before it
 answered 2xx. Committing each request on its own would cap throughput at the disk's
 flush rate, so concurrent requests queue here and one writer commits them together:
 while a batch is being committed the next one fills up, and batches grow with load.
-A duplicate (same idempotency key) is acknowledged without a second row.
+A duplicate (same idempotency key) is acknowledged without a second row. Once a batch with
+new rows is durable, the ingest run is woken (`LANDED_CHANNEL`).
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ ON CONFLICT (idempotency_key) DO NOTHING
 RETURNING idempotency_key, id
 """
 
+LANDED_CHANNEL = "trainu_webhook_events"  # the ingest run LISTENs on it (ingest/drain.py)
+
 UPSERT_REJECTIONS = """
 INSERT INTO ops.webhook_rejections AS w (bucket, route, reason, count, last_seen_at)
 VALUES (date_trunc('hour', %(now)s::timestamptz), %(route)s, %(reason)s, %(count)s, %(now)s)
@@ -70,6 +73,59 @@ class LandingUnavailable(Exception):
     """The database could not durably take the delivery; the sender must retry."""
 
 
+class Wakeup:
+    """`NOTIFY`s the ingest run that deliveries landed: after their batch is durable, in a
+    transaction of its own that waits for no disk flush.
+
+    Not from inside the landing transactions (migration 0023 dropped the trigger that did):
+    a transaction that notifies holds Postgres's one notification-queue lock from its commit
+    until that commit is flushed, so the writers would commit one after another instead of
+    sharing a flush. One notification is in flight at a time and the pokes meanwhile make
+    one more, since one look at the table serves them all. A lost one only delays: the
+    ingest run looks again every few seconds anyway.
+    """
+
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._due = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def poke(self) -> None:
+        self._due.set()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="webhook-wakeup")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        conn: psycopg.AsyncConnection | None = None
+        try:
+            while True:
+                await self._due.wait()
+                self._due.clear()
+                try:
+                    if conn is None or conn.closed:
+                        conn = await psycopg.AsyncConnection.connect(
+                            self._dsn, connect_timeout=2, autocommit=True
+                        )
+                        await conn.execute("SET synchronous_commit = off")
+                    await conn.execute(f"NOTIFY {LANDED_CHANNEL}")
+                except (psycopg.Error, OSError) as exc:
+                    log.info("landing_wakeup_unsent", error=type(exc).__name__)
+                    if conn is not None:
+                        with contextlib.suppress(Exception):
+                            await conn.close()
+                    conn = None
+        finally:
+            if conn is not None:
+                await conn.close()
+
+
 class Lander:
     """A few writer tasks, each with its own connection, share one queue of requests.
 
@@ -91,10 +147,12 @@ class Lander:
         self._max_batch = max_batch
         self._queue: asyncio.Queue[tuple[Delivery, asyncio.Future[Landed]]] = asyncio.Queue()
         self._writers: list[asyncio.Task[None]] = []
+        self._wakeup = Wakeup(dsn)
         self._rejections: Counter[tuple[str, str]] = Counter()
         self._deferred = 0  # 429s answered since the last successful flush
 
     async def start(self) -> None:
+        await self._wakeup.start()
         self._writers = [
             asyncio.create_task(self._run(), name=f"webhook-lander-{n}")
             for n in range(self._writer_count)
@@ -104,6 +162,7 @@ class Lander:
         for writer in self._writers:
             writer.cancel()
         await asyncio.gather(*self._writers, return_exceptions=True)
+        await self._wakeup.stop()
         while not self._queue.empty():  # never leave a request hanging
             _, future = self._queue.get_nowait()
             if not future.done():
@@ -136,6 +195,8 @@ class Lander:
                 while len(batch) < self._max_batch and not self._queue.empty():
                     batch.append(self._queue.get_nowait())
                 conn, outcome = await self._land_batch(conn, [d for d, _ in batch])
+                if any(isinstance(r, Landed) and not r.duplicate for r in outcome):
+                    self._wakeup.poke()
                 for (_, future), result in zip(batch, outcome, strict=True):
                     if future.done():
                         continue
