@@ -82,7 +82,8 @@ def studio_zone() -> ZoneInfo:
                 (user().location_id,),
             ).fetchone()
         st.session_state["zone"] = zone_or_utc(row[0] if row else None)
-    return st.session_state["zone"]
+    zone: ZoneInfo = st.session_state["zone"]
+    return zone
 
 
 def local_time(at: datetime) -> str:

@@ -24,6 +24,7 @@ RATES = {
     "cancellation_rate": "Cancellation rate",
     "late_cancel_rate": "Late-cancel rate",
 }
+GRAINS: list[dashboards.Grain] = ["week", "month"]
 SECTIONS = ["Attendance", "By trainer", "Next 7 days", "Clients at risk", "Messages", "Retention"]
 
 
@@ -48,12 +49,15 @@ with session.as_signed_in_user() as conn:
 
 today = datetime.now(UTC).date()
 left, middle, right = st.columns([2, 1, 2])
-period = left.date_input("Period", (today - timedelta(weeks=12), today), max_value=today)
-grain = middle.radio("By", ["week", "month"], horizontal=True)
+default_period = (today - timedelta(weeks=12), today)
+period = left.date_input("Period", default_period, max_value=today)
+grain = middle.radio("By", GRAINS, horizontal=True)
 trainer = right.selectbox(
     "Trainer", [None, *trainers], format_func=lambda t: "Whole studio" if t is None else trainers[t]
 )
-start, end = (period[0], period[-1]) if isinstance(period, tuple) else (period, period)
+# A range is 0 to 2 dates: its start alone while the end is being picked (that day only);
+# none only if its field is cleared, which Streamlit's frontend resets to the default.
+start, end = (period[0], period[-1]) if period else default_period
 start = start - timedelta(days=start.weekday()) if grain == "week" else start.replace(day=1)
 
 attendance, by_trainer, upcoming, at_risk, messages, retention = st.tabs(

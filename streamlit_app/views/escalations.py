@@ -2,6 +2,7 @@
 client's words, the thread; assign to a trainer, resolve with a note."""
 
 from datetime import UTC, datetime
+from uuid import UUID
 
 import streamlit as st
 
@@ -20,13 +21,13 @@ CATEGORIES = {
 }
 
 
-def _assign(escalation, key: str) -> None:  # noqa: ANN001 - a UUID
+def _assign(escalation: UUID, key: str) -> None:
     with session.as_signed_in_user() as conn:
         result = escalations.assign(conn, session.user(), escalation, st.session_state[key])
     st.session_state["escalation_results"] = [(result.ok, result.detail)]
 
 
-def _resolve(escalation, key: str) -> None:  # noqa: ANN001 - a UUID
+def _resolve(escalation: UUID, key: str) -> None:
     note = st.session_state.get(key) or ""
     with session.as_signed_in_user() as conn:
         result = escalations.resolve(conn, session.user(), escalation, note, now=datetime.now(UTC))
@@ -39,7 +40,7 @@ for ok, detail in st.session_state.pop("escalation_results", []):
     (st.success if ok else st.warning)(detail)
 with session.as_signed_in_user() as conn:
     waiting = escalations.open_escalations(conn)
-    staff = dict(conn.execute(
+    staff: dict[UUID, str] = dict(conn.execute(
         "SELECT id, display_name FROM app.users WHERE role IN ('owner', 'trainer') "
         "AND disabled_at IS NULL ORDER BY role, display_name"
     ).fetchall())  # fmt: skip
@@ -62,7 +63,9 @@ for item in waiting:
                 st.text(f"{'Client' if line.direction == 'inbound' else 'Studio'}: {line.body}")
         left, right = st.columns(2)
         with left.popover("Assign"):
-            st.selectbox("To", list(staff), format_func=staff.get, key=f"to-{item.id}")
+            st.selectbox(
+                "To", list(staff), format_func=lambda person: staff[person], key=f"to-{item.id}"
+            )
             st.button("Assign", key=f"assign-{item.id}",
                       on_click=_assign, args=(item.id, f"to-{item.id}"))  # fmt: skip
         with right.popover("Resolve"):

@@ -6,9 +6,11 @@ user = session.current_user()
 assert user is not None
 with session.as_signed_in_user() as conn:
     location = conn.execute("SELECT name, timezone FROM app.locations").fetchone()
-    clients, goals = conn.execute(
+    counts = conn.execute(
         "SELECT (SELECT count(*) FROM app.clients), (SELECT count(*) FROM app.goals)"
     ).fetchone()
+assert counts is not None  # a SELECT without FROM returns one row
+clients, goals = counts
 
 st.title(f"Welcome, {user.display_name}")
 if location:

@@ -20,7 +20,7 @@ with session.as_signed_in_user() as conn:
     current = studio_settings.load(conn, user.location_id)
 
 st.subheader("Sending")
-if current.sending_paused:
+if current.sending_paused_at is not None:  # current.sending_paused, with its time
     st.error(f"All sending is stopped (since {session.local_time(current.sending_paused_at)}).")
     pause = st.button("Resume sending")
 else:

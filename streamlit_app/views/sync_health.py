@@ -111,7 +111,10 @@ for item in items:
         left, middle, right = st.columns(3)
         left.button("Retry", key=f"retry-{item.id}", on_click=_retry, args=(item.id,))
         with middle.popover("Repair"):
-            shown = item.payload_ref.get("repaired_payload") or payloads.get(item.webhook_event_id)
+            event = item.webhook_event_id
+            shown = item.payload_ref.get("repaired_payload") or (
+                None if event is None else payloads.get(event)
+            )
             st.text_area("Corrected payload (JSON)", key=f"payload-{item.id}",
                          value=json.dumps(shown or {}, indent=2))  # fmt: skip
             st.button("Repair with this payload", key=f"repair-{item.id}",
