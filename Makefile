@@ -3,7 +3,7 @@
 UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 
-.PHONY: up test install manifest browser bench-webhooks bench-pulls bench-dbt bench-ingest bench-insights bench-drafts bench-outbox bench-app bench-stack bench-cli
+.PHONY: up test lint install manifest browser bench-webhooks bench-pulls bench-dbt bench-ingest bench-insights bench-drafts bench-outbox bench-app bench-stack bench-cli
 
 install:
 	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --quiet --user "uv==$(UV_VERSION)"
@@ -23,7 +23,14 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
-test: manifest browser
+# The quality gates (the import contracts run in the suite, tests/test_architecture.py);
+# each failure names the file and line.
+lint: install
+	"$(UV)" run ruff check .
+	"$(UV)" run ruff format --check .
+	"$(UV)" run mypy
+
+test: manifest browser lint
 	"$(UV)" run pytest
 
 # Benchmarks (not part of CI): see benchmarks/README.md. wrk comes from Debian.

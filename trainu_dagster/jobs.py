@@ -187,7 +187,7 @@ class PullConfig(Config):
 
 
 def pulled(result: PullResult) -> Iterator[AssetMaterialization]:
-    metadata = {"location_id": result.location_id, "stream": result.stream,
+    metadata: dict[str, int | str] = {"location_id": result.location_id, "stream": result.stream,
                 "records": result.records, "pages": result.pages}  # fmt: skip
     yield from raw_materializations({STREAM_ENTITIES[result.stream]: result.applied}, metadata)
 
