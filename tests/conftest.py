@@ -31,6 +31,33 @@ from trainu_dagster.observability.logging import configure_logging  # noqa: E402
 TEMPLATE = "trainu_template"
 _numbers = itertools.count(1)
 
+# `make test` spreads the modules over two processes (pytest-xdist, --dist loadfile), which
+# take whole modules in collection order: the longest start first, so neither process is
+# left with a long module at the end while the other waits.
+SLOWEST_FIRST = (
+    "test_stack",
+    "test_dbt_assets",
+    "test_dagster_definitions",
+    "test_dead_letters",
+    "test_ghl_simulator",
+    "test_marts",
+    "test_outbox",
+    "test_browser",
+    "test_cli",
+    "test_receiver_durability",
+    "test_drafts",
+    "test_dashboard",
+    "test_dbt_project",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        return SLOWEST_FIRST.index(module) if module in SLOWEST_FIRST else len(SLOWEST_FIRST)
+
+    items.sort(key=rank)  # stable: the rest keep their order
+
 
 @pytest.fixture(scope="session")
 def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[embedded.EmbeddedStatus]:
