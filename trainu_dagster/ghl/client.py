@@ -52,6 +52,7 @@ from trainu_dagster.ghl.api_answers import (
     SentMessage,
     UserSearch,
 )
+from trainu_dagster.ghl.credentials import Credentials, LocationBearer, StaticToken
 from trainu_dagster.observability.logging import get_logger
 
 log = get_logger(__name__)
@@ -95,6 +96,23 @@ class RetryableGhlError(GhlError):
 
 class DailyLimitReached(GhlError):
     """The location's daily quota is spent; pulls stop and resume from their cursor later."""
+
+
+class GhlAnswerError(GhlError):
+    """GHL said yes but its answer cannot be read: an empty, truncated or non-JSON body, or
+    a listing of the wrong shape. Asking again at once would get the same, so it is not
+    retried here: a pull of the stream ends, its cursor kept, and the next run tries again.
+    The message names the endpoint and the fault, never the body's content (clients' data)."""
+
+    def __init__(self, endpoint: str, status: int, problem: str) -> None:
+        super().__init__(status, f"{endpoint}: {problem}")
+        self.endpoint = endpoint
+        self.problem = problem
+
+
+class GhlPagingError(GhlAnswerError):
+    """A listing that would never end: its next page is one already read (the cursor did
+    not move on) or it holds more records than the page asked for."""
 
 
 class Budget(Protocol):
@@ -318,7 +336,7 @@ class PostgresRequestBudget:
 
 @contextmanager
 def shared_budget_client(
-    token: str, *, base_url: str, connect: Callable[[], psycopg.Connection]
+    token: str | Credentials, *, base_url: str, connect: Callable[[], psycopg.Connection]
 ) -> Iterator[GhlClient]:
     """A client whose request budget is the one every process shares through Postgres
     (`connect`: autocommit connections to the application database): GHL's limit is per
@@ -367,6 +385,47 @@ def _retry_after(response: httpx.Response) -> float | None:
     return int(interval) / 1000 if interval and interval.isdigit() else None
 
 
+def _answer(endpoint: str, response: httpx.Response) -> dict[str, Any]:
+    """A success's JSON object, or `GhlAnswerError` saying what is wrong with it (its type,
+    length and the parser's complaint; never its content)."""
+    content = response.content
+    if not content.strip():
+        problem = "empty body"
+    else:
+        try:
+            body = orjson.loads(content)  # pages run to megabytes; 4x stdlib json
+        except orjson.JSONDecodeError as error:
+            kind = response.headers.get("content-type", "no content-type")
+            problem = f"not JSON ({kind}, {len(content)} bytes): {error}"
+        else:
+            if isinstance(body, dict):
+                return body
+            problem = f"a JSON {type(body).__name__} where an object was expected"
+    raise GhlAnswerError(endpoint, response.status_code, problem)
+
+
+def _listing(
+    answer: Mapping[str, Any], key: str, endpoint: str, *, limit: int | None = None
+) -> list[Record]:
+    """The answer's `key` as a list of records (none when GHL leaves it out); a page of
+    more than `limit` is a listing that does not page as asked."""
+    records = answer.get(key)
+    if records is None:
+        return []
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise GhlAnswerError(endpoint, 200, f"`{key}` is not a list of objects")
+    if limit is not None and len(records) > limit:
+        raise GhlPagingError(endpoint, 200, f"{len(records)} {key} on a page of {limit} asked")
+    return records
+
+
+def _moved_on(endpoint: str, sent: object, following: object) -> None:
+    """`GhlPagingError` when the next page's cursor is the one just asked for: followed,
+    it would ask for this page forever."""
+    if sent is not None and following == sent:
+        raise GhlPagingError(endpoint, 200, "the next-page cursor is the one just asked for")
+
+
 def _error_message(response: httpx.Response) -> tuple[str, str | None]:
     try:
         body = response.json()
@@ -381,11 +440,13 @@ def _error_message(response: httpx.Response) -> tuple[str, str | None]:
 
 
 class GhlClient:
-    """One token (a Private Integration Token or an OAuth access token) and its budget."""
+    """GHL's API with a request budget, authorised per location: `token` is one token for
+    every location (a Private Integration Token or an OAuth access token) or `Credentials`
+    that give each location its own."""
 
     def __init__(
         self,
-        token: str,
+        token: str | Credentials,
         *,
         base_url: str = DEFAULT_BASE_URL,
         timeout: float = 30.0,
@@ -393,10 +454,11 @@ class GhlClient:
         max_attempts: int = 6,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
+        self._credentials = StaticToken(token) if isinstance(token, str) else token
         self._http = httpx.Client(
             base_url=base_url,
             timeout=timeout,
-            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            headers={"Accept": "application/json"},
             transport=transport,
         )
         self.budget: Budget = budget or RequestBudget()
@@ -438,9 +500,15 @@ class GhlClient:
         found: ContactSearch = self._request(
             "POST", "contacts", "/contacts/search", location_id, json=body
         )
-        contacts = found.get("contacts", [])
-        full = len(contacts) == SEARCH_PAGE_SIZE  # a short page is the last
-        return Page(contacts, {"searchAfter": contacts[-1]["searchAfter"]} if full else None)
+        endpoint = "POST /contacts/search"
+        contacts = _listing(found, "contacts", endpoint, limit=SEARCH_PAGE_SIZE)
+        if len(contacts) < SEARCH_PAGE_SIZE:  # a short page is the last
+            return Page(contacts, None)
+        following = contacts[-1].get("searchAfter")
+        if not isinstance(following, list):
+            raise GhlAnswerError(endpoint, 200, "the page's last contact has no searchAfter key")
+        _moved_on(endpoint, search_after, following)
+        return Page(contacts, {"searchAfter": following})
 
     def location(self, location_id: str) -> Record:
         """The sub-account: name, timezone, address, and the company its users belong to."""
@@ -460,7 +528,7 @@ class GhlClient:
                 "limit": PAGE_SIZE,
             }
             body: UserSearch = self._get("users", "/users/search", location_id, params)
-            page = body.get("users", [])
+            page = _listing(body, "users", "GET /users/search", limit=PAGE_SIZE)
             users.extend(page)
             if not page or len(users) >= body.get("count", 0):
                 return users
@@ -468,7 +536,7 @@ class GhlClient:
     def pipelines(self, location_id: str) -> list[Record]:
         path, params = "/opportunities/pipelines", {"locationId": location_id}
         body: Pipelines = self._get("opportunities", path, location_id, params)
-        return body.get("pipelines", [])
+        return _listing(body, "pipelines", f"GET {path}")
 
     def conversations(
         self, location_id: str, *, contact_id: str | None = None, limit: int = PAGE_SIZE
@@ -481,7 +549,7 @@ class GhlClient:
         body: ConversationSearch = self._get(
             "conversations", "/conversations/search", location_id, params
         )
-        return body.get("conversations", [])
+        return _listing(body, "conversations", "GET /conversations/search", limit=limit)
 
     def conversation_messages(
         self,
@@ -502,13 +570,19 @@ class GhlClient:
         # `messages` (`{messages: {messages, lastMessageId, nextPage}}`): read either.
         nested = isinstance(answer.get("messages"), dict)
         page: MessagePage = answer["messages"] if nested else answer
+        endpoint = "GET /conversations/{conversationId}/messages"
+        records = _listing(page, "messages", endpoint, limit=limit)
         last_id = page.get("lastMessageId") if page.get("nextPage") else None
-        return Page(page.get("messages", []), {"lastMessageId": last_id} if last_id else None)
+        _moved_on(endpoint, last_message_id, last_id)
+        return Page(records, {"lastMessageId": last_id} if last_id else None)
 
     def calendars(self, location_id: str) -> list[Record]:
         params = {"locationId": location_id}
         body: Calendars = self._get("calendars", "/calendars/", location_id, params)
-        return body.get("calendars", [])
+        calendars = _listing(body, "calendars", "GET /calendars/")
+        if not all(isinstance(calendar.get("id"), str) for calendar in calendars):
+            raise GhlAnswerError("GET /calendars/", 200, "a calendar has no id")
+        return calendars
 
     def calendar_events(
         self, location_id: str, calendar_id: str, start: datetime, end: datetime
@@ -521,7 +595,7 @@ class GhlClient:
             "endTime": epoch_ms(end),
         }
         body: CalendarEvents = self._get("calendars", "/calendars/events", location_id, params)
-        return body.get("events", [])
+        return _listing(body, "events", "GET /calendars/events")
 
     def appointment(self, location_id: str, event_id: str) -> Record:
         path = f"/calendars/events/appointments/{event_id}"
@@ -552,15 +626,26 @@ class GhlClient:
             params["channel"] = channel
         path = "/conversations/messages/export"
         body: MessageExport = self._get("conversations", path, location_id, params)
+        endpoint = f"GET {path}"
+        records = _listing(body, "messages", endpoint, limit=PAGE_SIZE)
         next_cursor = body.get("nextCursor")
-        return Page(body.get("messages", []), {"cursor": next_cursor} if next_cursor else None)
+        if next_cursor is not None and not isinstance(next_cursor, str):
+            raise GhlAnswerError(endpoint, 200, "nextCursor is not a string")
+        _moved_on(endpoint, cursor, next_cursor)
+        return Page(records, {"cursor": next_cursor} if next_cursor else None)
 
     def opportunities(self, location_id: str, cursor: Mapping[str, Any] | None = None) -> Page:
         params = {"location_id": location_id, "limit": PAGE_SIZE, **_keyset_params(cursor)}
         body: OpportunitySearch = self._get(
             "opportunities", "/opportunities/search", location_id, params
         )
-        return Page(body.get("opportunities", []), _keyset_cursor(body.get("meta")))
+        endpoint = "GET /opportunities/search"
+        records = _listing(body, "opportunities", endpoint, limit=PAGE_SIZE)
+        if not all(isinstance(record.get("id"), str) for record in records):
+            raise GhlAnswerError(endpoint, 200, "an opportunity has no id")
+        following = _keyset_cursor(body.get("meta"))
+        _moved_on(endpoint, _keyset_params(cursor) or None, _keyset_params(following) or None)
+        return Page(records, following)
 
     def send_message(
         self,
@@ -571,20 +656,25 @@ class GhlClient:
         message: str,
         subject: str | None = None,
     ) -> SentMessage:
-        """Send through GHL; returns GHL's `{conversationId, messageId, ...}`."""
+        """Send through GHL; returns GHL's `{conversationId, messageId, ...}`, or nothing
+        when GHL said it sent but its answer cannot be read: the message is out either way."""
         payload: dict[str, Any] = {"type": channel, "contactId": contact_id}
         if channel == "Email":
             payload |= {"html": message, "subject": subject or ""}
         else:
             payload["message"] = message
-        sent: SentMessage = self._request(
-            "POST",
-            "conversations",
-            "/conversations/messages",
-            location_id,
-            json=payload,
-            retry_on=_retryable_send,
-        )
+        try:
+            sent: SentMessage = self._request(
+                "POST",
+                "conversations",
+                "/conversations/messages",
+                location_id,
+                json=payload,
+                retry_on=_retryable_send,
+            )
+        except GhlAnswerError as error:  # a 2xx: sent, only its ids are unknown
+            log.warning("ghl_sent_unreadable_answer", location_id=location_id, error=str(error))
+            return SentMessage()
         return sent
 
     # --- transport ---------------------------------------------------------------------
@@ -633,12 +723,13 @@ class GhlClient:
     ) -> Any:
         with self.budget.slot(location_id):
             response = self._http.request(
-                method, path, params=params, json=json, headers={"Version": API_VERSIONS[api]}
-            )
+                method, path, params=params, json=json, headers={"Version": API_VERSIONS[api]},
+                auth=LocationBearer(self._credentials, location_id),
+            )  # fmt: skip
         if response.headers.get("x-ratelimit-daily-remaining") == "0":
             self.budget.exhaust_day(location_id)
         if response.is_success:
-            body = orjson.loads(response.content)  # pages run to megabytes; 4x stdlib json
+            body = _answer(f"{method} {path}", response)
             log.debug(
                 "ghl_request",
                 method=method,
