@@ -18,6 +18,12 @@ How each stream moves forward, given what GHL's API offers:
   no-show after they happen) up to `horizon` ahead.
 - messages: the export sorted by update time, from the last update seen (minus an overlap).
 
+A GHL answer that cannot be read or paged on (`GhlAnswerError`: an empty or broken body, a
+cursor that does not move on, a page larger than asked) ends that stream's pull, not the
+run: the reason is logged and kept in `raw.pull_state.last_error` (shown in sync health and
+`trainu pull status`), the pages already applied stay, the cursor stays after the last of
+them, and the next scheduled pull tries again from there.
+
 What a page of messages means for the clients' threads is messaging's business, a layer
 above: the caller hands it in as `on_messages` (the jobs and the CLI pass
 `messaging.inbound.record_pulled`), as the ingest run takes its drafting as `after_batch`.
@@ -25,6 +31,7 @@ above: the caller hands it in as `on_messages` (the jobs and the CLI pass
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Generator, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import closing, contextmanager
@@ -37,7 +44,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from trainu_dagster.ghl.api_records import Stream, parse_record
-from trainu_dagster.ghl.client import GhlClient, epoch_ms
+from trainu_dagster.ghl.client import GhlAnswerError, GhlClient, GhlPagingError, epoch_ms
 from trainu_dagster.ghl.payloads import (
     EntityChange,
     OptOut,
@@ -80,6 +87,7 @@ class PullResult:
     rejected: int = 0
     resumed: bool = False
     skipped: bool = False  # another pull of this stream of this studio was running
+    ended: str | None = None  # why GHL's answer ended the pull early (None: it ran to the end)
     progress: float | None = None  # share of the range covered, where the stream knows it
 
 
@@ -150,6 +158,11 @@ def _pull(
                 _apply_page(conn, result, records, cursor, on_messages)
                 if on_page is not None:
                     on_page(result)
+    except GhlAnswerError as exc:  # the cursor stays after the last page applied
+        result.ended = f"{type(exc).__name__}: {exc}"
+        _mark(conn, location_id, stream, "failed", error=result.ended)
+        log.warning("pull_ended", location_id=location_id, stream=stream, reason=result.ended)
+        return result
     except BaseException as exc:
         _mark(conn, location_id, stream, "failed", error=f"{type(exc).__name__}: {exc}")
         raise
@@ -343,14 +356,37 @@ def _completed_cursor(stream: Stream, cursor: Cursor) -> Cursor:
 # --- paging per stream ---------------------------------------------------------------------
 
 
+class _Walk:
+    """The cursors one walk of a listing has followed: a listing that hands back one of
+    them again (the client's own check sees only the cursor it just sent) would loop forever."""
+
+    def __init__(self, listing: str) -> None:
+        self.listing = listing
+        self._seen: set[str] = set()
+
+    def visit(self, cursor: object) -> None:
+        if cursor is None:
+            return
+        key = json.dumps(cursor, sort_keys=True, default=str)
+        if key in self._seen:
+            raise GhlPagingError(
+                f"{self.listing} listing", 200,
+                f"the next-page cursor came back after {len(self._seen)} pages",
+            )  # fmt: skip
+        self._seen.add(key)
+
+
 def _contact_pages(client: GhlClient, location_id: str, cursor: Cursor) -> Pages:
     """The contact search, least recently updated first, resumed after the last key seen."""
     since = datetime.fromisoformat(cursor["since"]) if cursor.get("since") else None
     after = cursor.get("after")
+    seen = _Walk("contacts")
     while True:
         page = client.search_contacts(location_id, updated_since=since, search_after=after)
         if page.records:
             after = page.records[-1].get("searchAfter", after)
+        if page.next_cursor is not None:
+            seen.visit(after)
         yield page.records, {"since": cursor.get("since"), "after": after}
         if page.next_cursor is None:
             return
@@ -359,12 +395,15 @@ def _contact_pages(client: GhlClient, location_id: str, cursor: Cursor) -> Pages
 def _opportunity_pages(client: GhlClient, location_id: str, cursor: Cursor) -> Pages:
     """Keyset paging in creation order, resumed after the last (createdAt, id) seen."""
     after = cursor.get("after")
+    seen = _Walk("opportunities")
     while True:
         page = client.opportunities(location_id, after)
         if page.records:
             last = page.records[-1]
             added = parse_timestamp(last.get("createdAt"))
             after = {"startAfter": epoch_ms(added) if added else None, "startAfterId": last["id"]}
+        if page.next_cursor is not None:
+            seen.visit(after)
         yield page.records, {"after": after}
         if page.next_cursor is None:
             return
@@ -391,6 +430,7 @@ def _message_pages(client: GhlClient, location_id: str, cursor: Cursor) -> Pages
     since = datetime.fromisoformat(cursor["since"]) if cursor.get("since") else None
     for index in range(cursor.get("channel", 0), len(MESSAGE_LISTINGS)):
         page_cursor = cursor.get("page") if index == cursor.get("channel", 0) else None
+        seen = _Walk(f"messages ({MESSAGE_LISTINGS[index] or 'all but email'})")
         while True:
             page = client.messages(
                 location_id,
@@ -399,6 +439,7 @@ def _message_pages(client: GhlClient, location_id: str, cursor: Cursor) -> Pages
                 channel=MESSAGE_LISTINGS[index],
             )
             page_cursor = page.next_cursor["cursor"] if page.next_cursor else None
+            seen.visit(page_cursor)
             done = page_cursor is None
             yield (
                 page.records,
