@@ -213,6 +213,10 @@ def pull_ghl_streams(
 def describe(result: PullResult) -> str:
     if result.skipped:
         return f"{result.location_id} {result.stream}: skipped, another pull of it is running"
+    if result.ended is not None:
+        return (
+            f"{result.location_id} {result.stream}: ended early, {result.ended}; resumes next run"
+        )
     return (
         f"{result.location_id} {result.stream}: {result.records} records in {result.pages} "
         f"pages ({result.applied} applied, {result.stale} older than stored, "

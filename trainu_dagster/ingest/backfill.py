@@ -122,6 +122,8 @@ def run_backfill(
                                  on_page=on_page, on_messages=on_messages)  # fmt: skip
             if result.skipped:
                 raise BackfillBusy(f"{location_id} {stream} is being pulled by another process")
+            if result.ended is not None:  # not done: the next attempt resumes from its cursor
+                raise BackfillStalled(f"{location_id} {stream}: {result.ended}")
             conn.execute(
                 """UPDATE raw.backfills SET streams_done = array_append(streams_done, %s)
                    WHERE location_id = %s""",
@@ -169,6 +171,11 @@ def _sync_profile(conn: psycopg.Connection, client: GhlClient, location_id: str)
 
 class BackfillBusy(RuntimeError):
     """A stream of the studio is being pulled elsewhere; the backfill tries again later."""
+
+
+class BackfillStalled(RuntimeError):
+    """GHL's answer ended a stream's pull early (`PullResult.ended`); the backfill tries
+    again later from that stream's cursor."""
 
 
 @dataclass(frozen=True)
