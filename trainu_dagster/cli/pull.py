@@ -57,6 +57,7 @@ def pull(
         raise fail(f"unknown studio(s) {sorted(missing)}: add them with `trainu locations add`")
     options = PullOptions(since=start, full=full)
     token = settings.ghl_token.get_secret_value()
+    ended: list[str] = []  # streams whose pull GHL's answer ended early, and why
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[records]}"),
                TimeElapsedColumn())  # fmt: skip
     with (
@@ -74,8 +75,13 @@ def pull(
                     progress.update(task, advance=1, records=f"{result.records} records")
 
                 try:
-                    pull_stream(conn, client, location_id, name, options=options,  # type: ignore[arg-type]
-                                on_page=advance, on_messages=record_pulled)  # fmt: skip
+                    result = pull_stream(conn, client, location_id, name, options=options,  # type: ignore[arg-type]
+                                         on_page=advance, on_messages=record_pulled)  # fmt: skip
                 except GhlError as exc:
                     raise fail(f"{location_id} {name}: {exc}; rerun to resume") from exc
+                if result.ended is not None:  # GHL's answer was unreadable; the rest goes on
+                    ended.append(f"{location_id} {name}: {result.ended}")
                 progress.update(task, total=progress.tasks[task].completed)
+    if ended:
+        raise fail("ended early, each resumes from its cursor on the next pull:\n  "
+                   + "\n  ".join(ended))  # fmt: skip
