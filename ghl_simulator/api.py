@@ -541,9 +541,20 @@ def create_simulator_app(
     *,
     tokens: Mapping[str, str] | None = None,
     rate_limit: RateLimit | None = DEFAULT_RATE_LIMIT,
+    authorize: Callable[[str], str] | None = None,
 ) -> Starlette:
-    """GHL's API for one studio; `tokens` maps bearer token -> the location it may read."""
+    """GHL's API for one studio; `tokens` maps bearer token -> the location it may read.
+    `authorize` (the agency's, `oauth.AuthorizationServer.authorize`) replaces `tokens`: it
+    gives a bearer token's location or raises the `ApiError` GHL would answer."""
     tokens = dict(tokens or {DEFAULT_TOKEN: studio.location_id})
+
+    def static_token(token: str) -> str:
+        location = tokens.get(token)
+        if location is None:
+            raise ApiError(401, "Invalid JWT", "Unauthorized")
+        return location
+
+    resolve = authorize or static_token
     limiter = SlidingWindowLimiter(rate_limit) if rate_limit else None
     controls = Controls()
     listings = Listings(studio)
@@ -577,10 +588,10 @@ def create_simulator_app(
 
         async def answer(request: Request) -> Response:
             scheme, _, token = request.headers.get("authorization", "").partition(" ")
-            location = tokens.get(token) if scheme.lower() == "bearer" else None
-            if location is None:
-                error = ApiError(401, "Invalid JWT", "Unauthorized")
-                return json_response(error.body(), 401)
+            try:
+                location = resolve(token if scheme.lower() == "bearer" else "")
+            except ApiError as error:
+                return json_response(error.body(), error.status)
             version = request.headers.get("version")
             if version not in versions:
                 message = f"Version header must be {' or '.join(versions)} for this endpoint"

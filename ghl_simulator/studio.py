@@ -768,13 +768,15 @@ def generate_studio(
     days: int = 120,
     seed: int = 0,
     now: datetime | None = None,
+    company_id: str | None = None,
 ) -> Studio:
-    """A studio with `days` of history and three weeks of bookings ahead, same seed → same world."""
+    """A studio with `days` of history and three weeks of bookings ahead, same seed → same world.
+    `company_id`: the agency it belongs to (by default one of its own, derived from its id)."""
     rng = random.Random(seed)  # noqa: S311 - reproducible fake data, not secrets
     faker = Faker("en_US")
     faker.seed_instance(seed)
     now = (now or datetime.now(UTC)).astimezone(UTC)
-    studio = _skeleton(location_id, trainers, faker, rng, now)
+    studio = _skeleton(location_id, trainers, faker, rng, now, company_id)
     studio._logging = False  # the generated past is the baseline; the log records what follows
     window_start = now - timedelta(days=days)
     trained: list[tuple[str, datetime | None, datetime]] = []  # (contact id, churned, since)
@@ -803,9 +805,14 @@ def generate_studio(
 
 
 def _skeleton(
-    location_id: str, trainers: int, faker: Faker, rng: random.Random, now: datetime
+    location_id: str,
+    trainers: int,
+    faker: Faker,
+    rng: random.Random,
+    now: datetime,
+    company_id: str | None = None,
 ) -> Studio:
-    location = location_record(location_id, f"{faker.last_name()} Strength Studio")
+    location = location_record(location_id, f"{faker.last_name()} Strength Studio", company_id)
     users = []
     for _ in range(trainers):
         first, last = faker.first_name(), faker.last_name()
@@ -842,14 +849,25 @@ def _skeleton(
     return Studio(location, users, calendars, pipeline, now, rng, faker)
 
 
-def location_record(location_id: str, name: str) -> Record:
-    """The studio's sub-account as GHL shows it. The company and the address derive from the
-    location id by hash, never from the rng or faker, so they left every seed's world as it was."""
+def hashed_id(seed: str) -> str:
+    """A GHL-like id derived from `seed` by hash: the same on every run, no rng drawn."""
+    return hashlib.sha256(seed.encode()).digest()[:20].translate(_ID_BYTES).decode()
+
+
+def default_company_id(location_id: str) -> str:
+    """The company of a studio that belongs to no agency: derived from its id."""
+    return hashed_id(location_id)
+
+
+def location_record(location_id: str, name: str, company_id: str | None = None) -> Record:
+    """The studio's sub-account as GHL shows it. The company (unless an agency's) and the
+    address derive from the location id by hash, never from the rng or faker, so they left
+    every seed's world as it was."""
     digest = hashlib.sha256(location_id.encode()).digest()
     handle = _NOT_NAME.sub("", name.lower())
     return {
         "id": location_id,
-        "companyId": digest[:20].translate(_ID_BYTES).decode(),
+        "companyId": company_id or default_company_id(location_id),
         "name": name,
         "email": f"hello@{handle}.example.com",
         "phone": f"+1212555{int.from_bytes(digest[20:22]) % 10_000:04d}",
