@@ -158,7 +158,7 @@ class AuthorizationServer:
         if client_id != self.app.client_id:
             return "No Marketplace app has this client_id."
         if redirect_uri not in self.app.redirect_uris:
-            return "This redirect_uri is not one of the app's redirect URLs."
+            return "This redirect_uri is not registered for the app."
         asked = scope.split()
         if not asked:
             return "The scope parameter is empty."
