@@ -39,6 +39,13 @@ def studio_ids(first: str, count: int) -> list[str]:
     return [first] + [f"{first}-{n}" for n in range(2, count + 1)]
 
 
+def agency_plan(location_id: str, studios: int, seed: int) -> list[tuple[str, int, str]]:
+    """(location id, seed, company id) of each studio: one company (the first studio's own,
+    so one studio is the world `generate_studio` always made), studio n from seed + n."""
+    company = default_company_id(location_id)
+    return [(i, seed + n, company) for n, i in enumerate(studio_ids(location_id, studios))]
+
+
 def generate_agency(
     location_id: str,
     studios: int,
@@ -49,20 +56,18 @@ def generate_agency(
     seed: int = 0,
     now: datetime | None = None,
 ) -> list[Studio]:
-    """`studios` studios under one company (the first studio's own, so one studio is the
-    world `generate_studio` always made); studio n is generated from seed + n."""
-    company = default_company_id(location_id)
+    """`studios` studios under one company, as `agency_plan` lays them out."""
     return [
         generate_studio(
             studio_id,
             trainers=trainers,
             clients=clients,
             days=days,
-            seed=seed + n,
+            seed=studio_seed,
             now=now,
             company_id=company,
         )  # fmt: skip
-        for n, studio_id in enumerate(studio_ids(location_id, studios))
+        for studio_id, studio_seed, company in agency_plan(location_id, studios, seed)
     ]
 
 

@@ -1,5 +1,6 @@
-"""The simulator as a running service: the API under uvicorn, the world moving in real time,
-and the resulting webhooks posted to TrainU's receiver — the demo and load-test backdrop."""
+"""The simulator as a running service: the API (and GHL's OAuth) under uvicorn, the agency's
+studios moving in real time, and the resulting webhooks posted to TrainU's receiver — the
+demo and load-test backdrop."""
 
 from __future__ import annotations
 
@@ -8,17 +9,20 @@ import pickle
 import random
 import signal
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import orjson
 import psycopg
 import uvicorn
 
-from ghl_simulator.api import create_simulator_app
+from ghl_simulator.agency import agency_plan, create_agency_app
 from ghl_simulator.app_data import write_app_data
-from ghl_simulator.studio import Studio, generate_studio
+from ghl_simulator.oauth import ACCESS_TOKEN_SECONDS, MarketplaceApp
+from ghl_simulator.studio import Studio, default_company_id, generate_studio
 from ghl_simulator.webhooks import (
     WebhookSender,
     load_or_create_signing_key,
@@ -137,28 +141,50 @@ def run_simulator(
     token: str,
     database_url: str | None = None,
     keep_path: Path | None = None,
+    studios: int = 1,
+    oauth_app: MarketplaceApp | None = None,
+    token_lifetime: float = ACCESS_TOKEN_SECONDS,
 ) -> None:
     """Serve the API and run live activity until SIGINT/SIGTERM (uvicorn handles both).
-    With `database_url`, first write the studio's TrainU-side data (trainers, clients,
-    goals, entries) into the app tables, which no pull or webhook would bring in. With
-    `keep_path`, the studio is kept there between runs (`StudioKeeper`)."""
-    params = {"location_id": location_id, "trainers": trainers, "clients": clients,
-              "days": days, "seed": seed}  # fmt: skip
-    keeper = StudioKeeper(keep_path, params) if keep_path else None
-    studio = keeper.load() if keeper else None
-    if studio is None:
-        studio = generate_studio(location_id, trainers=trainers, clients=clients, days=days,
-                                 seed=seed)  # fmt: skip
-        log.info("simulator_generated", location_id=location_id, **_counts(studio))
-    else:
-        log.info("simulator_resumed", location_id=location_id, since=studio.now.isoformat(),
-                 **_counts(studio))  # fmt: skip
+    `studios`: an agency of that many studios (`agency.py`: `location_id`, then
+    `location_id-2`...), each with its own data, rate limit and activity; the static `token`
+    reads the first, OAuth (`oauth_app`, access tokens lasting `token_lifetime` seconds)
+    any. With `database_url`, first write each studio's TrainU-side data (trainers,
+    clients, goals, entries) into the app tables, which no pull or webhook would bring in.
+    With `keep_path`, each studio is kept between runs (`StudioKeeper`), the first there,
+    the others beside it."""
+    served: list[tuple[Studio, StudioKeeper | None, int]] = []  # (studio, keeper, seed)
+    for studio_id, studio_seed, company in agency_plan(location_id, studios, seed):
+        params: dict[str, Any] = {
+            "location_id": studio_id,
+            "trainers": trainers,
+            "clients": clients,
+            "days": days,
+            "seed": studio_seed,
+        }
+        if company != default_company_id(studio_id):
+            params["company_id"] = company  # fmt: skip
+        path = keep_path if studio_id == location_id else None
+        if keep_path is not None and path is None:
+            path = keep_path.with_name(f"{studio_id}.studio")
+        keeper = StudioKeeper(path, params) if path else None
+        studio = keeper.load() if keeper else None
+        if studio is None:
+            studio = generate_studio(studio_id, trainers=trainers, clients=clients, days=days,
+                                     seed=studio_seed, company_id=company)  # fmt: skip
+            log.info("simulator_generated", location_id=studio_id, **_counts(studio))
+        else:
+            log.info("simulator_resumed", location_id=studio_id,
+                     since=studio.now.isoformat(), **_counts(studio))  # fmt: skip
+        served.append((studio, keeper, studio_seed))
+    worlds = [studio for studio, _, _ in served]
     if database_url:
-        with psycopg.connect(database_url) as conn, conn.transaction():
-            written = write_app_data(conn, studio)
-            demo = create_demo_accounts(conn, location_id)
-        log.info("simulator_app_data", location_id=location_id, **written)
-        _print_demo_accounts(demo)
+        for studio in worlds:
+            with psycopg.connect(database_url) as conn, conn.transaction():
+                written = write_app_data(conn, studio)
+                demo = create_demo_accounts(conn, studio.location_id)
+            log.info("simulator_app_data", location_id=studio.location_id, **written)
+            _print_demo_accounts(demo)
     sender = None
     if webhook_url:
         key = load_or_create_signing_key(key_path)
@@ -166,24 +192,48 @@ def run_simulator(
         log.info("simulator_public_key", pem=public_pem(key))
         sender = WebhookSender(webhook_url, key, seed=seed)
         sender.start()
-    activity = LiveActivity(studio, sender, events_per_minute, seed)
-    activity.start()
-    if keeper:
-        keeper.start(studio)
-    app = create_simulator_app(studio, tokens={token: location_id})
-    log.info("simulator_serving", url=f"http://{host}:{port}", location_id=location_id)
+    activities = [LiveActivity(s, sender, events_per_minute, n) for s, _, n in served]
+    for activity in activities:
+        activity.start()
+    for studio, keeper, _ in served:
+        if keeper:
+            keeper.start(studio)
+    app = create_agency_app(
+        worlds,
+        app=oauth_app,
+        tokens={token: location_id},
+        token_lifetime=token_lifetime,
+        on_event=_lifecycle_sender(sender),
+    )
+    log.info("simulator_serving", url=f"http://{host}:{port}", location_id=location_id,
+             studios=len(worlds), company_id=app.server.agency.company_id)  # fmt: skip
     # uvicorn re-raises the SIGTERM it caught once it has shut down; as SystemExit, the
     # `finally` below still runs, so a stopped stack keeps its studio and sends what is queued.
     signal.signal(signal.SIGTERM, _exit)
     try:
         uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None)).run()
     finally:
-        activity.stop()
-        if keeper:
-            keeper.stop(studio)
+        for activity in activities:
+            activity.stop()
+        for studio, keeper, _ in served:
+            if keeper:
+                keeper.stop(studio)
         if sender is not None:
             sender.stop()
         log.info("simulator_stopped", **(sender.counts if sender else {}))
+
+
+def _lifecycle_sender(sender: WebhookSender | None) -> Callable[[dict[str, Any]], None] | None:
+    """INSTALL / UNINSTALL events go out signed beside the studios' own webhooks."""
+    if sender is None:
+        return None
+
+    def send(body: dict[str, Any]) -> None:
+        log.info("simulator_app_event", type=body["type"], location_id=body.get("locationId"),
+                 company_id=body.get("companyId"))  # fmt: skip
+        sender.enqueue(orjson.dumps(body))
+
+    return send
 
 
 def _exit(signum: int, frame: FrameType | None) -> None:

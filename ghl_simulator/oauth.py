@@ -40,7 +40,8 @@ CODE_SECONDS = 600
 # `<appId>-<suffix>`; GHL's SDK reads the app id back from it that way.
 DEFAULT_CLIENT_ID = "6578278e879ad2646715ba9c-trainusim"
 DEFAULT_CLIENT_SECRET = "sim-client-secret"  # noqa: S105 - the local simulator's, not a secret
-DEFAULT_REDIRECT_URIS = ("http://127.0.0.1:8090/oauth/callback",)
+# The receiver's callback at its default port; `ghl-simulator` registers the configured port.
+DEFAULT_REDIRECT_URIS = ("http://127.0.0.1:8000/oauth/callback",)
 DEFAULT_SCOPES = (
     "contacts.readonly",
     "calendars.readonly",
