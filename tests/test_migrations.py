@@ -42,6 +42,8 @@ EXPECTED_TABLES = {
         "agent_events",
         "events",
         "audit_log",
+        "ghl_connections",
+        "workflow_webhook_secrets",
     },
     "ops": {
         "sync_queue",

@@ -48,7 +48,16 @@ class Settings(BaseSettings):
 
     # --- GHL ----------------------------------------------------------------------------
     ghl_base_url: str = Field(default="https://services.leadconnectorhq.com")
-    ghl_token: SecretStr | None = Field(default=None, description="GHL OAuth or private token.")
+    ghl_token: SecretStr | None = Field(
+        default=None,
+        description="One-studio shortcut: the GHL token for every studio without a connection "
+        "of its own (`trainu locations add --token-stdin`).",
+    )
+    secret_keys: SecretStr | None = Field(
+        default=None,
+        description="Fernet keys sealing the stored GHL and webhook secrets, comma-separated, "
+        "newest first (unset: a key file in the state directory, made on first use).",
+    )
     webhook_ed25519_public_key: str | None = Field(
         default=None, description="PEM or base64 Ed25519 key for `x-ghl-signature`."
     )

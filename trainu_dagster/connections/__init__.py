@@ -1,0 +1,1 @@
+"""How studios connect to GHL: their connections, and the secrets those hold, sealed."""
