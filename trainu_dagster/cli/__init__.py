@@ -18,6 +18,7 @@ from trainu_dagster.cli import (
     messages,
     outbox,
     pull,
+    secrets,
     services,
     users,
     webhooks,
@@ -55,3 +56,4 @@ app.add_typer(insights.app, name="insights")
 app.add_typer(messages.app, name="messages")
 app.add_typer(drafts.app, name="drafts")
 app.add_typer(outbox.app, name="outbox")
+app.add_typer(secrets.app, name="secrets")

@@ -1,7 +1,9 @@
-"""`trainu locations`: the studios this install serves, and how far their pulls got."""
+"""`trainu locations`: the studios this install serves, how each reaches GHL, and how far
+their pulls got."""
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -11,20 +13,38 @@ from trainu_dagster.cli.common import fail, get_settings, running_database
 app = typer.Typer(help="Studios (GHL locations) served by this install.", no_args_is_help=True)
 
 
+STDIN_HELP = (
+    "Read the studio's GHL Private Integration token from stdin (never from the command line, "
+    "where the shell history and `ps` would keep it)."
+)
+
+
+def _token_from_stdin() -> str:
+    token = sys.stdin.readline().strip()
+    if not token:
+        raise fail("no token on stdin: pipe the Private Integration token in")
+    return token
+
+
 @app.command("add")
 def locations_add(
     location_id: Annotated[str, typer.Argument(help="GHL location (sub-account) id.")],
     name: Annotated[str, typer.Option(help="Studio name.")],
     timezone: Annotated[str, typer.Option(help="IANA timezone, e.g. Europe/London.")] = "UTC",
+    token_stdin: Annotated[bool, typer.Option("--token-stdin", help=STDIN_HELP)] = False,
 ) -> None:
-    """Register a studio."""
+    """Register a studio (with its own Private Integration token, from stdin)."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from trainu_dagster.connections import secret_box, store
 
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise fail(f"unknown timezone {timezone!r}") from exc
-    with running_database(get_settings()).connect() as conn:
+    token = _token_from_stdin() if token_stdin else None
+    settings = get_settings()
+    with running_database(settings).connect() as conn:
         conn.execute(
             """
             INSERT INTO app.locations (location_id, name, timezone) VALUES (%s, %s, %s)
@@ -33,21 +53,66 @@ def locations_add(
             """,
             (location_id, name, timezone),
         )
-    months = get_settings().backfill_months
+        if token is not None:
+            store.save_private_integration(
+                conn, secret_box.secret_box(settings), location_id, token
+            )
+    months = settings.backfill_months
     typer.echo(f"location {location_id} ({name}, {timezone}) saved")
+    if token is not None:
+        typer.echo(f"{location_id} connects to GHL with its own Private Integration token")
     typer.echo(
         f"the running stack pulls its last {months} months of history now "
         "(TRAINU_BACKFILL_MONTHS); follow it with `trainu locations status`"
     )
 
 
+@app.command("set-token")
+def locations_set_token(
+    location_id: Annotated[str, typer.Argument(help="GHL location (sub-account) id.")],
+    token_stdin: Annotated[bool, typer.Option("--token-stdin", help=STDIN_HELP)] = False,
+) -> None:
+    """Give a studio its Private Integration token, or replace it (running pulls and sends
+    use the new one within a minute, or at once if GHL refuses the old one: no restart)."""
+    from trainu_dagster.connections import secret_box, store
+
+    if not token_stdin:
+        raise fail("pass --token-stdin and pipe the token in (never on the command line)")
+    token = _token_from_stdin()
+    settings = get_settings()
+    box = secret_box.secret_box(settings)
+    with running_database(settings).connect() as conn:
+        if (
+            conn.execute(
+                "SELECT 1 FROM app.locations WHERE location_id = %s", (location_id,)
+            ).fetchone()
+            is None
+        ):
+            raise fail(f"unknown studio {location_id!r}: add it with `trainu locations add`")
+        store.save_private_integration(conn, box, location_id, token)
+    typer.echo(f"{location_id}: Private Integration token saved")
+
+
 @app.command("status")
 def locations_status() -> None:
-    """Each studio's history backfill, and each stream's last pull (and how far it got)."""
+    """Each studio's GHL connection, its history backfill, and each stream's last pull."""
+    from trainu_dagster.connections import store
     from trainu_dagster.ingest import backfill
 
-    with running_database(get_settings()).connect() as conn:
+    settings = get_settings()
+    with running_database(settings).connect() as conn:
+        connections = store.statuses(conn)
         backfills, streams = backfill.statuses(conn)
+    shortcut = "TRAINU_GHL_TOKEN" if settings.ghl_token else "not connected"
+    for c in connections:
+        typer.echo(
+            f"{c.location_id}	connection {c.kind or shortcut}"
+            + (f" {c.status}" if c.status else "")
+            + (f"	expires {c.token_expires_at:%Y-%m-%d %H:%M:%S}" if c.token_expires_at else "")
+            + (f"	refreshed {c.last_refreshed_at:%Y-%m-%d %H:%M:%S}" if c.last_refreshed_at
+               else "")
+            + (f"	{c.last_error}" if c.last_error else "")
+        )  # fmt: skip
     if not backfills and not streams:
         typer.echo("no studios pulled yet")
     for b in backfills:

@@ -70,6 +70,9 @@ def outbox_send_now(message_id: str) -> None:
     from datetime import timedelta
     from uuid import UUID
 
+    import psycopg
+
+    from trainu_dagster.connections.credentials import database_credentials
     from trainu_dagster.ghl.client import shared_budget_client
     from trainu_dagster.messaging import outbox
 
@@ -78,8 +81,6 @@ def outbox_send_now(message_id: str) -> None:
         wanted = UUID(message_id)
     except ValueError:
         raise fail(f"{message_id!r} is not a message id") from None
-    if settings.ghl_token is None:
-        raise fail("no GHL token: set TRAINU_GHL_TOKEN (and TRAINU_GHL_BASE_URL for a simulator)")
     database = running_database(settings)
     with database.connect() as conn:
         found = conn.execute(
@@ -90,11 +91,14 @@ def outbox_send_now(message_id: str) -> None:
         if found[0] != "approved":
             raise fail(f"message {message_id} is {found[0]}: only approved messages are sent")
         conn.execute("UPDATE app.messages SET held_until = NULL WHERE id = %s", (wanted,))
+
+    def connect() -> psycopg.Connection:
+        return database.connect(autocommit=True)
+
+    credentials = database_credentials(settings, connect)
     with (
         shared_budget_client(
-            settings.ghl_token.get_secret_value(),
-            base_url=settings.ghl_base_url,
-            connect=lambda: database.connect(autocommit=True),
+            credentials, base_url=settings.ghl_base_url, connect=connect
         ) as client,
         database.connect(autocommit=True) as conn,
     ):

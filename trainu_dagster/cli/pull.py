@@ -26,8 +26,10 @@ def pull(
     """Pull GHL data through the REST API into the raw tables, resuming from each cursor."""
     from datetime import UTC, datetime
 
+    import psycopg
     from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+    from trainu_dagster.connections.credentials import database_credentials
     from trainu_dagster.ghl.client import GhlError, shared_budget_client
     from trainu_dagster.ingest.pull import (
         STREAMS,
@@ -40,8 +42,6 @@ def pull(
 
     settings = get_settings()
     database = running_database(settings)
-    if settings.ghl_token is None:
-        raise fail("no GHL token: set TRAINU_GHL_TOKEN (and TRAINU_GHL_BASE_URL for a simulator)")
     unknown = set(stream or ()) - set(STREAMS)
     if unknown:
         raise fail(f"unknown stream(s) {sorted(unknown)}; choose from {', '.join(STREAMS)}")
@@ -56,13 +56,17 @@ def pull(
     if missing:
         raise fail(f"unknown studio(s) {sorted(missing)}: add them with `trainu locations add`")
     options = PullOptions(since=start, full=full)
-    token = settings.ghl_token.get_secret_value()
     ended: list[str] = []  # streams whose pull GHL's answer ended early, and why
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[records]}"),
                TimeElapsedColumn())  # fmt: skip
+
+    def connect() -> psycopg.Connection:
+        return database.connect(autocommit=True)
+
+    credentials = database_credentials(settings, connect)
     with (
         shared_budget_client(
-            token, base_url=settings.ghl_base_url, connect=lambda: database.connect(autocommit=True)
+            credentials, base_url=settings.ghl_base_url, connect=connect
         ) as client,
         database.connect(autocommit=True) as conn,
         Progress(*columns, transient=False) as progress,
