@@ -3,7 +3,7 @@
 UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 
-.PHONY: up test lint install manifest browser bench-webhooks bench-pulls bench-dbt bench-ingest bench-insights bench-drafts bench-outbox bench-app bench-stack bench-cli
+.PHONY: up test lint install manifest browser prism bench-webhooks bench-pulls bench-dbt bench-ingest bench-insights bench-drafts bench-outbox bench-app bench-stack bench-cli
 
 install:
 	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --quiet --user "uv==$(UV_VERSION)"
@@ -29,6 +29,11 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
+# tests/test_ghl_misbehaving.py serves GHL's own OpenAPI specs with Stoplight Prism, pinned in
+# tests/prism (its package-lock.json); node and npm come from the machine.
+prism:
+	@test -x tests/prism/node_modules/.bin/prism || (cd tests/prism && npm ci --no-audit --no-fund)
+
 # The quality gates (the import contracts run in the suite, tests/test_architecture.py);
 # each failure names the file and line.
 lint: install
@@ -38,7 +43,7 @@ lint: install
 
 # Two processes (pytest-xdist), a module each at a time: most of a test's time is spent
 # waiting on Postgres, dbt, Dagster and servers, so two keep both cores busy.
-test: manifest browser lint
+test: manifest browser prism lint
 	"$(UV)" run pytest -n 2 --dist loadfile
 
 # Benchmarks (not part of CI): see benchmarks/README.md. wrk comes from Debian.

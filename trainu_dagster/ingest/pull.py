@@ -371,7 +371,7 @@ class _Walk:
         if key in self._seen:
             raise GhlPagingError(
                 f"{self.listing} listing", 200,
-                f"the next-page cursor came back after {len(self._seen)} pages",
+                f"a cursor already followed came back on page {len(self._seen) + 1}",
             )  # fmt: skip
         self._seen.add(key)
 
