@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from ghl_simulator import Change, Studio, create_simulator_app, webhook_body
 from ghl_simulator.api import (
@@ -20,6 +27,7 @@ from ghl_simulator.api import (
 )
 from tests.receiver_harness import serving
 from trainu_dagster.ghl.client import GhlClient
+from trainu_dagster.ghl.signatures import ED25519_HEADER
 
 SIM_TOKEN = DEFAULT_TOKEN
 VERSIONS = {  # each API's dated v2 version
@@ -48,6 +56,34 @@ def running_simulator(studio: Studio, **app_options: Any) -> Iterator[str]:
     """`create_simulator_app(studio, **app_options)` served on loopback; yields the base URL."""
     with serving(create_simulator_app(studio, **app_options)) as url:
         yield url
+
+
+class WebhookInbox:
+    """A local HTTP receiver keeping each delivery's raw body and Ed25519 signature, for
+    what the simulator posts outside the studios' data (INSTALL, UNINSTALL)."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[bytes, str]] = []
+
+    async def take(self, request: Request) -> Response:
+        self.received.append((await request.body(), request.headers.get(ED25519_HEADER, "")))
+        return Response(status_code=200)
+
+    def bodies(self, kind: str, count: int = 1, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """The deliveries of `type` `kind` once `count` arrived (or `timeout` passed)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [orjson.loads(b) for b, _ in self.received]
+            found = [body for body in found if body.get("type") == kind]
+            if len(found) >= count or time.monotonic() > deadline:
+                return found
+            time.sleep(0.05)
+
+    @contextmanager
+    def serving(self) -> Iterator[str]:
+        """Served on loopback; yields the URL to post to."""
+        with serving(Starlette(routes=[Route("/hook", self.take, methods=["POST"])])) as url:
+            yield url + "/hook"
 
 
 def creation_changes(studio: Studio) -> list[Change]:

@@ -25,17 +25,13 @@ from highlevel.error import GHLError
 from openapi_schema_validator import OAS30Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from ghl_simulator import Studio, WebhookSender
 from ghl_simulator.agency import AgencyApp, create_agency_app, generate_agency
 from ghl_simulator.api import DEFAULT_TOKEN
 from ghl_simulator.oauth import MarketplaceApp
+from tests.ghl_simulator_harness import WebhookInbox
 from tests.receiver_harness import serving
-from trainu_dagster.ghl.signatures import ED25519_HEADER
 
 SPECS = Path(__file__).parent / "data" / "ghl" / "openapi"
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
@@ -103,25 +99,6 @@ def unauthorized(registry: Registry, answer: httpx.Response) -> None:
 # --- the simulated agency and a webhook receiver -------------------------------------------
 
 
-class Hooks:
-    """A local HTTP receiver keeping each delivery's body and signature."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[bytes, str]] = []
-
-    async def take(self, request: Request) -> Response:
-        self.received.append((await request.body(), request.headers.get(ED25519_HEADER, "")))
-        return Response(status_code=200)
-
-    def bodies(self, kind: str, timeout: float = 10.0, count: int = 1) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while True:
-            found = [orjson.loads(b) for b, _ in self.received if orjson.loads(b)["type"] == kind]
-            if len(found) >= count or time.monotonic() > deadline:
-                return found
-            time.sleep(0.05)
-
-
 @pytest.fixture(scope="module")
 def studios() -> list[Studio]:
     return generate_agency("oauth-studio", 3, trainers=2, clients=12, days=14, seed=5, now=NOW)
@@ -133,10 +110,10 @@ def key() -> Ed25519PrivateKey:
 
 
 @pytest.fixture(scope="module")
-def hooks() -> Iterator[tuple[Hooks, str]]:
-    hooks = Hooks()
-    with serving(Starlette(routes=[Route("/hook", hooks.take, methods=["POST"])])) as url:
-        yield hooks, url + "/hook"
+def hooks() -> Iterator[tuple[WebhookInbox, str]]:
+    inbox = WebhookInbox()
+    with inbox.serving() as url:
+        yield inbox, url
 
 
 def agency(studios: list[Studio], on_event: Any = None, **options: Any) -> AgencyApp:
@@ -144,7 +121,9 @@ def agency(studios: list[Studio], on_event: Any = None, **options: Any) -> Agenc
 
 
 @pytest.fixture(scope="module")
-def sim(studios: list[Studio], key: Ed25519PrivateKey, hooks: tuple[Hooks, str]) -> Iterator[str]:
+def sim(
+    studios: list[Studio], key: Ed25519PrivateKey, hooks: tuple[WebhookInbox, str]
+) -> Iterator[str]:
     sender = WebhookSender(hooks[1], key, duplicate_rate=0, reorder_rate=0,
                            rate_per_second=None, burst_every=0)  # fmt: skip
     sender.start()
@@ -346,7 +325,7 @@ def test_static_tokens_keep_working(sim: str, studios: list[Studio]) -> None:
 
 
 def test_an_agency_install_gives_a_token_per_location(
-    sim: str, studios: list[Studio], registry: Registry, hooks: tuple[Hooks, str]
+    sim: str, studios: list[Studio], registry: Registry, hooks: tuple[WebhookInbox, str]
 ) -> None:
     company = studios[0].location["companyId"]
     installed = exchange(sim, "v2", approve(sim, "company"), user_type="Company")
@@ -412,7 +391,7 @@ def test_uninstall_sends_a_signed_uninstall_and_revokes_the_tokens(
     sim: str,
     studios: list[Studio],
     registry: Registry,
-    hooks: tuple[Hooks, str],
+    hooks: tuple[WebhookInbox, str],
     key: Ed25519PrivateKey,
 ) -> None:
     studio = studios[2].location_id
