@@ -296,6 +296,21 @@ def test_each_dialect_takes_only_its_own_field_names(
     assert answer.json()["message"] == f"Missing parameter: {FIELDS[version]['client_id']}"
 
 
+def test_v3_takes_json_too_and_a_code_gives_only_its_own_user_type(
+    sim: str, studios: list[Studio], registry: Registry
+) -> None:
+    code = approve(sim, studios[0].location_id)
+    as_company = exchange(sim, "v2", code, user_type="Company")
+    assert as_company.status_code == 400
+    check(registry, "v2", "/oauth/token", "post", as_company)
+    body = {"clientId": APP.client_id, "clientSecret": APP.client_secret, "code": code,
+            "grantType": "authorization_code", "redirectUri": REDIRECT}  # fmt: skip
+    answer = httpx.post(sim + "/oauth/token", json=body, headers={"Version": "v3"})
+    assert answer.status_code == 200, answer.text
+    check(registry, "v3", "/oauth/token", "post", answer)
+    assert answer.json()["userType"] == "Location"
+
+
 def test_codes_and_access_tokens_expire(
     brief: str, studios: list[Studio], registry: Registry
 ) -> None:
