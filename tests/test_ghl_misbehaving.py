@@ -32,7 +32,7 @@ import pytest
 from tests.cli_harness import run as trainu
 from tests.conftest import drop_database, new_database
 from trainu_dagster.db.server import Database
-from trainu_dagster.ghl.client import GhlClient
+from trainu_dagster.ghl.client import GhlAnswerError, GhlClient
 from trainu_dagster.ingest.pull import PullResult, pull_stream
 
 LOC = "loc-faulty"
@@ -174,6 +174,40 @@ def opportunity(n: int) -> dict[str, Any]:
 
 def epoch_ms(iso: str) -> int:
     return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+# --- the client: one typed error naming the endpoint and the fault, never the body -----------
+
+SECRET = b"Jane Doe +1 555 0100"
+
+
+@pytest.mark.parametrize(
+    ("answer", "problem"),
+    [
+        ((200, "application/json", b"  "), "empty body"),
+        ((200, "application/json", b'{"contacts": [{"name": "' + SECRET), "unexpected end of data"),
+        ((200, "text/html", b"<html>" + SECRET + b"</html>"), "not JSON (text/html, 33 bytes)"),
+        ((200, "application/json", b'["' + SECRET + b'"]'), "a JSON list where an object was"),
+        ((200, "application/json", b'{"contacts": "' + SECRET + b'"}'), "`contacts` is not a list"),
+    ],
+)
+def test_an_unreadable_answer_is_one_typed_error_without_the_body(
+    ghl: FaultyGhl, answer: Answer, problem: str
+) -> None:
+    ghl.answer = lambda request: answer
+    with GhlClient("token", base_url=ghl.url) as client, pytest.raises(GhlAnswerError) as error:
+        client.search_contacts(LOC)
+    assert problem in str(error.value) and error.value.endpoint == "POST /contacts/search"
+    assert "Jane" not in str(error.value) and len(ghl.requests) == 1  # not asked again at once
+
+
+def test_a_sent_message_whose_answer_is_unreadable_counts_as_sent_and_is_not_sent_again(
+    ghl: FaultyGhl,
+) -> None:
+    ghl.answer = lambda request: (201, "application/json", b"")
+    with GhlClient("token", base_url=ghl.url) as client:
+        sent = client.send_message(LOC, contact_id="ct1", channel="SMS", message="See you!")
+    assert sent == {} and len(ghl.requests) == 1
 
 
 # --- one fault each, from a server of the test's own -----------------------------------------
