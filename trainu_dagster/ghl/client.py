@@ -419,6 +419,14 @@ def _listing(
     return records
 
 
+def _record(answer: Mapping[str, Any], key: str, endpoint: str) -> Record:
+    """The one record an answer is about."""
+    record = answer.get(key)
+    if not isinstance(record, dict):
+        raise GhlAnswerError(endpoint, 200, f"no `{key}` object")
+    return record
+
+
 def _moved_on(endpoint: str, sent: object, following: object) -> None:
     """`GhlPagingError` when the next page's cursor is the one just asked for: followed,
     it would ask for this page forever."""
@@ -513,12 +521,16 @@ class GhlClient:
     def location(self, location_id: str) -> Record:
         """The sub-account: name, timezone, address, and the company its users belong to."""
         answer: LocationAnswer = self._get("locations", f"/locations/{location_id}", location_id)
-        return answer["location"]
+        return _record(answer, "location", "GET /locations/{locationId}")
 
     def users(self, location_id: str) -> list[Record]:
         """The location's users (the studio's trainers). /users/search is per company, so
         this first asks the location for its companyId."""
-        company_id = self.location(location_id)["companyId"]
+        company_id = self.location(location_id).get("companyId")
+        if not isinstance(company_id, str):
+            raise GhlAnswerError(
+                "GET /locations/{locationId}", 200, "the location has no companyId"
+            )
         users: list[Record] = []
         while True:
             params = {
@@ -530,7 +542,10 @@ class GhlClient:
             body: UserSearch = self._get("users", "/users/search", location_id, params)
             page = _listing(body, "users", "GET /users/search", limit=PAGE_SIZE)
             users.extend(page)
-            if not page or len(users) >= body.get("count", 0):
+            total = body.get("count", 0)
+            if not isinstance(total, int):
+                raise GhlAnswerError("GET /users/search", 200, "count is not a number")
+            if not page or len(users) >= total:
                 return users
 
     def pipelines(self, location_id: str) -> list[Record]:
@@ -600,7 +615,7 @@ class GhlClient:
     def appointment(self, location_id: str, event_id: str) -> Record:
         path = f"/calendars/events/appointments/{event_id}"
         answer: AppointmentAnswer = self._get("calendars", path, location_id)
-        return answer["event"]
+        return _record(answer, "event", "GET /calendars/events/appointments/{eventId}")
 
     def messages(
         self,
