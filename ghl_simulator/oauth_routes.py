@@ -149,7 +149,8 @@ def oauth_routes(server: AuthorizationServer) -> list[Route]:
         """The consent page (GET) and its approval (POST)."""
         params = dict(request.query_params)
         if request.method == "POST":
-            params |= await form_fields(request)
+            raw = await request.body()
+            params |= dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
         if (refused := refusal(params)) is not None:
             return refused
         if request.method == "GET":
