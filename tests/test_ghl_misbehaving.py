@@ -201,6 +201,14 @@ def test_an_unreadable_answer_is_one_typed_error_without_the_body(
     assert "Jane" not in str(error.value) and len(ghl.requests) == 1  # not asked again at once
 
 
+def test_a_location_without_its_company_is_a_typed_error(ghl: FaultyGhl) -> None:
+    ghl.answer = lambda request: ok({"location": {"id": LOC, "name": "Faulty studio"}})
+    with GhlClient("token", base_url=ghl.url) as client, pytest.raises(GhlAnswerError) as error:
+        client.users(LOC)
+    assert "GET /locations/{locationId}: the location has no companyId" in str(error.value)
+    assert [r.path for r in ghl.requests] == [f"/locations/{LOC}"]
+
+
 def test_a_sent_message_whose_answer_is_unreadable_counts_as_sent_and_is_not_sent_again(
     ghl: FaultyGhl,
 ) -> None:
