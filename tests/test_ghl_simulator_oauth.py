@@ -446,6 +446,7 @@ def test_uninstall_sends_a_signed_uninstall_and_revokes_the_tokens(
     )
     shown = {row["_id"]: row["isInstalled"] for row in listed.json()["locations"]}  # fmt: skip
     assert shown[studio] is False and shown[studios[0].location_id] is True
+    assert studio not in httpx.get(sim + "/_sim/installations").json()["installed"]
     # a reinstall works again
     again = exchange(sim, "v3", approve(sim, studio))
     assert location(sim, again.json()["accessToken"], studio).status_code == 200
