@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+from typer.testing import CliRunner
 
 from ghl_simulator import generate_studio
 from tests.cli_harness import run
@@ -21,6 +22,7 @@ from tests.conftest import drop_database, new_database
 from tests.ghl_simulator_harness import running_simulator
 from tests.rls_world import World, build_world
 from trainu_dagster import accounts
+from trainu_dagster.cli import app
 from trainu_dagster.connections import secret_box, store
 from trainu_dagster.connections.credentials import CACHE_SECONDS, DatabaseCredentials
 from trainu_dagster.connections.secret_box import SecretBox, SecretUnreadable, new_key
@@ -330,3 +332,21 @@ def test_the_token_comes_from_stdin_only_and_is_never_logged(database: Database)
         assert "Traceback" not in result.stderr
     assert DatabaseCredentials(connect_to(database), default_box()).token_for("loc-in") == secret
     assert os.environ.get("TRAINU_SECRET_KEYS") is None  # the tests run on the key file
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["secrets"], ["secrets", "rotate"], ["secrets", "new-key"], ["locations", "set-token"]],
+    ids=" ".join,
+)
+def test_the_new_commands_have_help(command: list[str]) -> None:
+    result = CliRunner().invoke(app, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
+
+
+def test_new_key_prints_a_key_that_seals() -> None:
+    result = run("secrets", "new-key")
+    assert result.returncode == 0, result.stderr
+    key = result.stdout.strip()
+    assert SecretBox([key]).open(SecretBox([key]).seal(PIT_A), what="row") == PIT_A
