@@ -37,17 +37,25 @@ STALE = "pit-stale-0c3b8d"  # one GHL no longer accepts
 UNLIMITED = RequestBudget(requests=1_000_000, window=1.0)
 
 
-def add_studio(database: Database, location_id: str, token: str | None = None, **env: str):
+def checked_by(sim_url: str | None) -> tuple[list[str], dict[str, str]]:
+    """Ask the simulator whether a token reaches its location, or (no GHL here) do not ask."""
+    return ([], {"TRAINU_GHL_BASE_URL": sim_url}) if sim_url else (["--no-check"], {})
+
+
+def add_studio(database: Database, location_id: str, token: str | None = None, *,
+               sim_url: str | None = None, **env: str):  # fmt: skip
     args = ["locations", "add", location_id, "--name", f"Studio {location_id}"]
-    result = run(*args, *(["--token-stdin"] if token else []), database=database,
-                 stdin=f"{token}\n" if token else None, env=env)  # fmt: skip
+    check, ghl = checked_by(sim_url)
+    result = run(*args, *(["--token-stdin", *check] if token else []), database=database,
+                 stdin=f"{token}\n" if token else None, env={**ghl, **env})  # fmt: skip
     assert result.returncode == 0, result.stderr
     return result
 
 
-def set_token(database: Database, location_id: str, token: str, **env: str):
-    result = run("locations", "set-token", location_id, "--token-stdin", database=database,
-                 stdin=f"{token}\n", env=env)  # fmt: skip
+def set_token(database: Database, location_id: str, token: str, *, sim_url: str | None = None):
+    check, ghl = checked_by(sim_url)
+    result = run("locations", "set-token", location_id, "--token-stdin", *check,
+                 database=database, stdin=f"{token}\n", env=ghl)  # fmt: skip
     assert result.returncode == 0, result.stderr
     return result
 
@@ -242,16 +250,26 @@ def sim_url() -> Iterator[str]:
 
 
 def test_two_studios_each_reach_only_their_own_location(database: Database, sim_url: str) -> None:
-    add_studio(database, "loc-a", PIT_A)
-    add_studio(database, "loc-b", PIT_B)
+    add_studio(database, "loc-a", PIT_A, sim_url=sim_url)
+    add_studio(database, "loc-b", PIT_B, sim_url=sim_url)
     transport = Recording()
     credentials = DatabaseCredentials(connect_to(database), default_box())
     with GhlClient(credentials, base_url=sim_url, budget=UNLIMITED, transport=transport) as ghl:
         assert ghl.location("loc-a")["id"] == "loc-a"
         ghl.location("loc-b")  # B's own token: GHL lets it in
         assert transport.tokens == [PIT_A, PIT_B]
-        set_token(database, "loc-b", PIT_A)  # A's token on B: GHL refuses it
-        credentials = DatabaseCredentials(connect_to(database), default_box())
+
+    # A's token given to B: GHL refuses it, so the command stores nothing
+    refused = run("locations", "set-token", "loc-b", "--token-stdin", database=database,
+                  stdin=f"{PIT_A}\n", env={"TRAINU_GHL_BASE_URL": sim_url})  # fmt: skip
+    assert refused.returncode == 1
+    assert "GHL refused this token for location loc-b (GHL 403" in refused.stderr
+    assert "nothing stored" in refused.stderr and PIT_A not in refused.stderr
+    assert DatabaseCredentials(connect_to(database), default_box()).token_for("loc-b") == PIT_B
+
+    with database.connect() as conn:  # stored anyway (unchecked): GHL refuses it on B
+        store.save_private_integration(conn, default_box(), "loc-b", PIT_A)
+    credentials = DatabaseCredentials(connect_to(database), default_box())
     with GhlClient(credentials, base_url=sim_url, budget=UNLIMITED) as ghl:
         with pytest.raises(GhlError) as refused:
             ghl.location("loc-b")
@@ -262,12 +280,12 @@ def test_two_studios_each_reach_only_their_own_location(database: Database, sim_
 
 
 def test_a_replaced_token_is_used_without_a_restart(database: Database, sim_url: str) -> None:
-    add_studio(database, "loc-a", PIT_A)
+    add_studio(database, "loc-a", PIT_A, sim_url=sim_url)
     clock, transport = Clock(), Recording()
     credentials = DatabaseCredentials(connect_to(database), default_box(), clock=clock)
     with GhlClient(credentials, base_url=sim_url, budget=UNLIMITED, transport=transport) as ghl:
         ghl.location("loc-a")
-        set_token(database, "loc-a", PIT_A2)  # rotate later: both valid for a while
+        set_token(database, "loc-a", PIT_A2, sim_url=sim_url)  # rotate later: both valid
         ghl.location("loc-a")  # the cached one, still valid
         clock.now += CACHE_SECONDS + 1
         ghl.location("loc-a")
@@ -277,7 +295,7 @@ def test_a_replaced_token_is_used_without_a_restart(database: Database, sim_url:
         set_token(database, "loc-a", STALE)
         clock.now += CACHE_SECONDS + 1
         credentials.token_for("loc-a")
-        set_token(database, "loc-a", PIT_A)
+        set_token(database, "loc-a", PIT_A, sim_url=sim_url)
         transport.tokens.clear()
         ghl.location("loc-a")
         assert transport.tokens == [STALE, PIT_A]
@@ -316,7 +334,8 @@ def test_locations_status_shows_each_connection_and_never_a_secret(database: Dat
 def test_the_token_comes_from_stdin_only_and_is_never_logged(database: Database) -> None:
     secret = "pit-only-on-stdin-5e0f"
     debug = {"TRAINU_LOG_LEVEL": "DEBUG"}
-    added = run("locations", "add", "loc-in", "--name", "In", "--token-stdin",
+    nowhere = {"TRAINU_GHL_BASE_URL": "http://127.0.0.1:9"}  # nothing listens: no GHL to ask
+    added = run("locations", "add", "loc-in", "--name", "In", "--token-stdin", "--no-check",
                 database=database, stdin=f"{secret}\n", env=debug)  # fmt: skip
     assert added.returncode == 0, added.stderr
     assert "own Private Integration token" in added.stdout
@@ -325,12 +344,19 @@ def test_the_token_comes_from_stdin_only_and_is_never_logged(database: Database)
         (["locations", "set-token", "loc-in"], secret, "pass --token-stdin"),
         (["locations", "set-token", "loc-in", "--token-stdin"], "\n", "no token on stdin"),
         (["locations", "set-token", "nowhere", "--token-stdin"], secret, "unknown studio"),
+        (["locations", "set-token", "loc-in", "--token-stdin"], "pit-other", "reach GHL at"),
+        (["locations", "add", "loc-un", "--name", "U", "--token-stdin"], secret, "reach GHL"),
     ]:
-        result = run(*args, database=database, stdin=stdin)
+        result = run(*args, database=database, stdin=stdin, env=nowhere)
         assert result.returncode == 1 and message in result.stderr
         assert secret not in result.stdout + result.stderr
         assert "Traceback" not in result.stderr
     assert DatabaseCredentials(connect_to(database), default_box()).token_for("loc-in") == secret
+    with database.connect() as conn:  # GHL could not check it: nothing stored, not even the studio
+        assert (
+            conn.execute("SELECT 1 FROM app.locations WHERE location_id = 'loc-un'").fetchone()
+            is None
+        )
     assert os.environ.get("TRAINU_SECRET_KEYS") is None  # the tests run on the key file
 
 

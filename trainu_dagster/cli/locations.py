@@ -19,10 +19,30 @@ STDIN_HELP = (
 )
 
 
-def _token_from_stdin() -> str:
+CHECK_HELP = "Ask GHL whether the token reaches this location before storing it."
+
+
+def _token_from_stdin(location_id: str, *, check: bool) -> str:
+    """The token piped in, refused (and stored nowhere) if GHL does not let it read the
+    location: a token of another sub-account, or a revoked one."""
+    import httpx
+
+    from trainu_dagster.ghl.client import GhlClient, GhlError
+
     token = sys.stdin.readline().strip()
     if not token:
         raise fail("no token on stdin: pipe the Private Integration token in")
+    if check:
+        base_url = get_settings().ghl_base_url
+        try:
+            with GhlClient(token, base_url=base_url, max_attempts=2) as ghl:
+                ghl.location(location_id)
+        except GhlError as exc:
+            raise fail(f"GHL refused this token for location {location_id} ({exc}); "
+                       "nothing stored") from None  # fmt: skip
+        except httpx.TransportError as exc:
+            raise fail(f"could not reach GHL at {base_url} to check the token ({exc}); "
+                       "nothing stored (--no-check stores it unchecked)") from None  # fmt: skip
     return token
 
 
@@ -32,6 +52,7 @@ def locations_add(
     name: Annotated[str, typer.Option(help="Studio name.")],
     timezone: Annotated[str, typer.Option(help="IANA timezone, e.g. Europe/London.")] = "UTC",
     token_stdin: Annotated[bool, typer.Option("--token-stdin", help=STDIN_HELP)] = False,
+    check: Annotated[bool, typer.Option(help=CHECK_HELP)] = True,
 ) -> None:
     """Register a studio (with its own Private Integration token, from stdin)."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -42,7 +63,7 @@ def locations_add(
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise fail(f"unknown timezone {timezone!r}") from exc
-    token = _token_from_stdin() if token_stdin else None
+    token = _token_from_stdin(location_id, check=check) if token_stdin else None
     settings = get_settings()
     with running_database(settings).connect() as conn:
         conn.execute(
@@ -71,6 +92,7 @@ def locations_add(
 def locations_set_token(
     location_id: Annotated[str, typer.Argument(help="GHL location (sub-account) id.")],
     token_stdin: Annotated[bool, typer.Option("--token-stdin", help=STDIN_HELP)] = False,
+    check: Annotated[bool, typer.Option(help=CHECK_HELP)] = True,
 ) -> None:
     """Give a studio its Private Integration token, or replace it (running pulls and sends
     use the new one within a minute, or at once if GHL refuses the old one: no restart)."""
@@ -78,18 +100,15 @@ def locations_set_token(
 
     if not token_stdin:
         raise fail("pass --token-stdin and pipe the token in (never on the command line)")
-    token = _token_from_stdin()
     settings = get_settings()
-    box = secret_box.secret_box(settings)
-    with running_database(settings).connect() as conn:
-        if (
-            conn.execute(
-                "SELECT 1 FROM app.locations WHERE location_id = %s", (location_id,)
-            ).fetchone()
-            is None
-        ):
+    database = running_database(settings)
+    with database.connect() as conn:
+        known = conn.execute("SELECT 1 FROM app.locations WHERE location_id = %s", (location_id,))
+        if known.fetchone() is None:
             raise fail(f"unknown studio {location_id!r}: add it with `trainu locations add`")
-        store.save_private_integration(conn, box, location_id, token)
+    token = _token_from_stdin(location_id, check=check)
+    with database.connect() as conn:
+        store.save_private_integration(conn, secret_box.secret_box(settings), location_id, token)
     typer.echo(f"{location_id}: Private Integration token saved")
 
 
