@@ -25,7 +25,8 @@ from benchmarks.support import save_results, start_database, stop_database
 from ghl_simulator import create_simulator_app, generate_studio, write_app_data
 from tests.dbt_harness import dbt_ok
 from trainu_dagster.db.server import Database
-from trainu_dagster.ghl.client import GhlClient, RequestBudget
+from trainu_dagster.ghl.budget import RequestBudget
+from trainu_dagster.ghl.client import GhlClient
 from trainu_dagster.ingest.pull import STREAMS, PullOptions, pull_stream
 from trainu_dagster.insights.backtest import backtest
 from trainu_dagster.insights.config import RiskConfig

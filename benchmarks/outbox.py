@@ -66,9 +66,10 @@ from benchmarks.support import save_results, start_database, stop_database
 from tests.ghl_simulator_harness import PerStudio
 from tests.receiver_harness import free_port
 from trainu_dagster import accounts
+from trainu_dagster.connections.request_budget import PostgresRequestBudget
 from trainu_dagster.db import embedded, migrate
 from trainu_dagster.db.server import Database, ensure_database_exists
-from trainu_dagster.ghl.client import GhlClient, PostgresRequestBudget
+from trainu_dagster.ghl.client import GhlClient
 from trainu_dagster.inbox import decisions
 from trainu_dagster.ingest.pull import STREAMS, PullOptions, pull_stream
 from trainu_dagster.messaging import outbox

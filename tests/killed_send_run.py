@@ -18,7 +18,8 @@ from uuid import UUID
 import psycopg
 
 from tests.ghl_simulator_harness import SIM_TOKEN
-from trainu_dagster.ghl.client import GhlClient, RequestBudget
+from trainu_dagster.ghl.budget import RequestBudget
+from trainu_dagster.ghl.client import GhlClient
 from trainu_dagster.messaging import outbox
 
 

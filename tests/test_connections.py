@@ -28,7 +28,9 @@ from trainu_dagster.connections.credentials import CACHE_SECONDS, DatabaseCreden
 from trainu_dagster.connections.secret_box import SecretBox, SecretUnreadable, new_key
 from trainu_dagster.db import embedded
 from trainu_dagster.db.server import APP_ROLE, Database
-from trainu_dagster.ghl.client import GhlClient, GhlError, RequestBudget
+from trainu_dagster.ghl.budget import RequestBudget
+from trainu_dagster.ghl.client import GhlClient
+from trainu_dagster.ghl.errors import GhlError
 from trainu_dagster.settings import Settings
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)

@@ -15,7 +15,9 @@ from ghl_simulator import RateLimit, generate_studio
 from ghl_simulator.studio import STAGES
 from tests.ghl_simulator_harness import SIM_TOKEN, running_simulator
 from tests.receiver_harness import serving
-from trainu_dagster.ghl.client import SEARCH_PAGE_SIZE, GhlClient, GhlError, RequestBudget
+from trainu_dagster.ghl.budget import RequestBudget
+from trainu_dagster.ghl.client import SEARCH_PAGE_SIZE, GhlClient
+from trainu_dagster.ghl.errors import GhlError
 
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
 UNLIMITED = RequestBudget(requests=1_000_000, window=1.0)

@@ -32,7 +32,8 @@ import pytest
 from tests.cli_harness import run as trainu
 from tests.conftest import drop_database, new_database
 from trainu_dagster.db.server import Database
-from trainu_dagster.ghl.client import GhlAnswerError, GhlClient
+from trainu_dagster.ghl.client import GhlClient
+from trainu_dagster.ghl.errors import GhlAnswerError
 from trainu_dagster.ingest.pull import PullResult, pull_stream
 
 LOC = "loc-faulty"

@@ -32,7 +32,8 @@ from tests.ghl_simulator_harness import SIM_TOKEN, PerStudio, running_simulator
 from tests.job_harness import send_job
 from trainu_dagster import accounts
 from trainu_dagster.db.server import Database
-from trainu_dagster.ghl.client import GhlClient, RequestBudget
+from trainu_dagster.ghl.budget import RequestBudget
+from trainu_dagster.ghl.client import GhlClient
 from trainu_dagster.inbox import decisions
 from trainu_dagster.jobs import send_messages
 from trainu_dagster.messaging import outbox

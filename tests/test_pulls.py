@@ -17,7 +17,8 @@ from tests.conftest import drop_database, new_database
 from tests.ghl_simulator_harness import SIM_TOKEN, running_simulator
 from tests.ingest_helpers import land
 from trainu_dagster.db.server import Database
-from trainu_dagster.ghl.client import GhlClient, RequestBudget
+from trainu_dagster.ghl.budget import RequestBudget
+from trainu_dagster.ghl.client import GhlClient
 from trainu_dagster.ingest.process import process_pending
 from trainu_dagster.ingest.pull import STREAMS, PullOptions, pull_stream
 from trainu_dagster.jobs import pull_ghl

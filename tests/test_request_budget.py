@@ -17,14 +17,11 @@ from ghl_simulator import generate_studio
 from ghl_simulator.ratelimit import RateLimit
 from ghl_simulator.studio import Studio
 from tests.ghl_simulator_harness import SIM_TOKEN, running_simulator
+from trainu_dagster.connections.request_budget import PostgresRequestBudget
 from trainu_dagster.db.server import APP_ROLE, Database
-from trainu_dagster.ghl.client import (
-    DailyLimitReached,
-    GhlClient,
-    GhlError,
-    PostgresRequestBudget,
-    RequestBudget,
-)
+from trainu_dagster.ghl.budget import RequestBudget
+from trainu_dagster.ghl.client import GhlClient
+from trainu_dagster.ghl.errors import DailyLimitReached, GhlError
 from trainu_dagster.resources.ghl import GhlResource
 from trainu_dagster.resources.postgres import PostgresResource
 

@@ -2,7 +2,7 @@
 
 GHL allows 100 requests per 10 s and 200,000 per day per location, for all of an app's
 callers together: a send run and a pull run are separate processes, so the budget that
-keeps them under the limit lives here (`ghl.client.PostgresRequestBudget`).
+keeps them under the limit lives here (`connections.request_budget.PostgresRequestBudget`).
 
 - `ops.ghl_request_budget`: one row per studio, locked while a request takes its slot (so
   two processes never both take the last one), with the day's count (UTC days).

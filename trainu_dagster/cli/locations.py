@@ -27,7 +27,8 @@ def _token_from_stdin(location_id: str, *, check: bool) -> str:
     location: a token of another sub-account, or a revoked one."""
     import httpx
 
-    from trainu_dagster.ghl.client import GhlClient, GhlError
+    from trainu_dagster.ghl.client import GhlClient
+    from trainu_dagster.ghl.errors import GhlError
 
     token = sys.stdin.readline().strip()
     if not token:

@@ -73,7 +73,7 @@ def outbox_send_now(message_id: str) -> None:
     import psycopg
 
     from trainu_dagster.connections.credentials import database_credentials
-    from trainu_dagster.ghl.client import shared_budget_client
+    from trainu_dagster.connections.request_budget import shared_budget_client
     from trainu_dagster.messaging import outbox
 
     settings = get_settings()

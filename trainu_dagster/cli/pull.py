@@ -30,7 +30,8 @@ def pull(
     from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
     from trainu_dagster.connections.credentials import database_credentials
-    from trainu_dagster.ghl.client import GhlError, shared_budget_client
+    from trainu_dagster.connections.request_budget import shared_budget_client
+    from trainu_dagster.ghl.errors import GhlError
     from trainu_dagster.ingest.pull import (
         STREAMS,
         PullOptions,

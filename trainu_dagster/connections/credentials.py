@@ -20,7 +20,7 @@ import psycopg
 
 from trainu_dagster.connections import store
 from trainu_dagster.connections.secret_box import SecretBox, secret_box
-from trainu_dagster.ghl.client import GhlError
+from trainu_dagster.ghl.errors import GhlError
 from trainu_dagster.settings import Settings
 
 CACHE_SECONDS = 30.0

@@ -4,31 +4,24 @@ It sends the dated v2 `Version` each API names (GHL also accepts `v3` on these e
 the simulator and its contract tests cover both).
 
 GHL allows 100 requests per 10 s and 200,000 per day per location. The client keeps under
-both itself, so a well-behaved pull never sees a 429: `RequestBudget` within one process,
-`PostgresRequestBudget` for every process using one database (the pipelines: a send run
-and a pull run share each studio's budget). When a 429 comes anyway (another app sharing
-the location's quota) it waits as long as GHL says and tries again. 5xx answers and
-connection failures are retried with exponential backoff, except for sending a message,
-which is not idempotent: it is retried only when GHL provably did not act on it (429, or
-the connection was never made).
+both itself, so a well-behaved pull never sees a 429: it asks a `Budget` (ghl/budget.py)
+for a slot before each request (`RequestBudget` within one process; the pipelines share
+one per studio through Postgres, `connections.request_budget`). When a 429 comes anyway
+(another app sharing the location's quota) it waits as long as GHL says and tries again.
+5xx answers and connection failures are retried with exponential backoff, except for
+sending a message, which is not idempotent: it is retried only when GHL provably did not
+act on it (429, or the connection was never made).
 """
 
 from __future__ import annotations
 
-import os
-import socket
-import threading
-import time
-from collections import deque
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Protocol
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 import httpx
 import orjson
-import psycopg
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -52,7 +45,14 @@ from trainu_dagster.ghl.api_answers import (
     SentMessage,
     UserSearch,
 )
+from trainu_dagster.ghl.budget import Budget, RequestBudget
 from trainu_dagster.ghl.credentials import Credentials, LocationBearer, StaticToken
+from trainu_dagster.ghl.errors import (
+    GhlAnswerError,
+    GhlError,
+    GhlPagingError,
+    RetryableGhlError,
+)
 from trainu_dagster.observability.logging import get_logger
 
 log = get_logger(__name__)
@@ -70,283 +70,6 @@ API_VERSIONS: dict[Api, str] = {
 DEFAULT_BASE_URL = "https://services.leadconnectorhq.com"
 PAGE_SIZE = 100  # GHL's maximum for opportunities, users and conversations
 SEARCH_PAGE_SIZE = 500  # GHL's maximum for contact search
-
-
-class GhlError(Exception):
-    """GHL answered with an error that retrying will not fix (or retries ran out)."""
-
-    def __init__(self, status: int, message: str, trace_id: str | None = None) -> None:
-        super().__init__(
-            f"GHL {status}: {message}" + (f" (traceId {trace_id})" if trace_id else "")
-        )
-        self.status = status
-        self.message = message
-        self.trace_id = trace_id
-
-
-class RetryableGhlError(GhlError):
-    """429 or 5xx: GHL may succeed if asked again."""
-
-    def __init__(
-        self, status: int, message: str, trace_id: str | None, retry_after: float | None
-    ) -> None:
-        super().__init__(status, message, trace_id)
-        self.retry_after = retry_after
-
-
-class DailyLimitReached(GhlError):
-    """The location's daily quota is spent; pulls stop and resume from their cursor later."""
-
-
-class GhlAnswerError(GhlError):
-    """GHL said yes but its answer cannot be read: an empty, truncated or non-JSON body, or
-    a listing of the wrong shape. Asking again at once would get the same, so it is not
-    retried here: a pull of the stream ends, its cursor kept, and the next run tries again.
-    The message names the endpoint and the fault, never the body's content (clients' data)."""
-
-    def __init__(self, endpoint: str, status: int, problem: str) -> None:
-        super().__init__(status, f"{endpoint}: {problem}")
-        self.endpoint = endpoint
-        self.problem = problem
-
-
-class GhlPagingError(GhlAnswerError):
-    """A listing that would never end: its next page is one already read (the cursor did
-    not move on) or it holds more records than the page asked for."""
-
-
-class Budget(Protocol):
-    """What the client asks of a request budget (`RequestBudget`, `PostgresRequestBudget`)."""
-
-    def slot(self, location_id: str) -> AbstractContextManager[None]:
-        """Wait for a request slot, hold it while the request is in flight, log the answer."""
-        ...
-
-    def exhaust_day(self, location_id: str) -> None:
-        """GHL says the location's daily quota is spent: no more requests today."""
-        ...
-
-
-@dataclass
-class RequestBudget:
-    """At most `requests` per any `window` seconds per location, and `daily` per day.
-
-    A sliding log, exact, so a long pull runs at the full ceiling without tripping GHL's
-    own limiter. A request holds its slot while in flight and is logged when its answer
-    arrives, not when it leaves: GHL counted it somewhere in between, so however long it
-    sat in a queue (ours, the network's or GHL's) the log is never earlier than GHL's, and
-    the next request in that slot cannot reach GHL inside its window. `margin` only covers
-    the two clocks ticking at slightly different rates.
-    """
-
-    requests: int = 100
-    window: float = 10.0
-    daily: int = 200_000
-    margin: float = 0.05
-    clock: Callable[[], float] = time.monotonic
-    sleep: Callable[[float], None] = time.sleep
-    _answered: dict[str, deque[float]] = field(default_factory=dict, init=False)
-    _in_flight: dict[str, int] = field(default_factory=dict, init=False)
-    _days: dict[str, tuple[str, int]] = field(default_factory=dict, init=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
-
-    @contextmanager
-    def slot(self, location_id: str) -> Iterator[None]:
-        """Hold one request's slot: wait for it, then log it once the request is over."""
-        while (wait := self._try_acquire(location_id)) > 0:
-            self.sleep(wait)  # outside the lock: other locations keep going
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._in_flight[location_id] -= 1
-                self._answered[location_id].append(self.clock())
-
-    def _try_acquire(self, location_id: str) -> float:
-        """Take a slot and return 0, or return how long to wait for one."""
-        with self._lock:
-            today = datetime.now(UTC).date().isoformat()
-            day, used = self._days.get(location_id, (today, 0))
-            if day != today:
-                day, used = today, 0
-            if used >= self.daily:
-                raise DailyLimitReached(429, f"daily limit of {self.daily} requests reached")
-            answered = self._answered.setdefault(location_id, deque())
-            in_flight = self._in_flight.get(location_id, 0)
-            now = self.clock()
-            while answered and answered[0] <= now - self.window - self.margin:
-                answered.popleft()
-            if len(answered) + in_flight >= self.requests:
-                if not answered:  # every slot is in flight: one frees when it is answered
-                    return 0.01
-                return answered[0] + self.window + self.margin - now
-            self._in_flight[location_id] = in_flight + 1
-            self._days[location_id] = (day, used + 1)
-            return 0.0
-
-    def exhaust_day(self, location_id: str) -> None:
-        """GHL says the day's quota is gone (shared with other apps): stop asking today."""
-        with self._lock:
-            self._days[location_id] = (datetime.now(UTC).date().isoformat(), self.daily)
-
-
-SLOT_LOCK = """
-INSERT INTO ops.ghl_request_budget AS b (location_id) VALUES (%(location)s)
-ON CONFLICT (location_id) DO UPDATE SET location_id = excluded.location_id
-RETURNING clock_timestamp() AS now, (clock_timestamp() AT TIME ZONE 'UTC')::date AS today,
-          CASE WHEN b.day = (clock_timestamp() AT TIME ZONE 'UTC')::date THEN b.used ELSE 0 END
-              AS used
-"""
-# A logged request counts while in flight (until `abandoned` after it started: its process
-# died) and for `keep` after its answer; the rest is deleted as the slot is taken.
-SLOT_COUNT = """
-WITH gone AS (
-    DELETE FROM ops.ghl_requests
-    WHERE location_id = %(location)s
-      AND (answered_at < %(now)s - %(keep)s
-           OR (answered_at IS NULL AND started_at < %(now)s - %(abandoned)s))
-)
-SELECT count(*), min(answered_at) FROM ops.ghl_requests
-WHERE location_id = %(location)s
-  AND (answered_at >= %(now)s - %(keep)s
-       OR (answered_at IS NULL AND started_at >= %(now)s - %(abandoned)s))
-"""
-SLOT_TAKE = """
-WITH counted AS (
-    UPDATE ops.ghl_request_budget SET day = %(today)s, used = %(used)s + 1
-    WHERE location_id = %(location)s
-)
-INSERT INTO ops.ghl_requests (location_id, started_at, holder)
-VALUES (%(location)s, %(now)s, %(holder)s) RETURNING id
-"""
-
-
-@dataclass
-class PostgresRequestBudget:
-    """`RequestBudget`'s rules kept in the application database (`ops.ghl_request_budget`,
-    `ops.ghl_requests`), so every process calling GHL for a studio (send runs, pulls,
-    backfills) shares one budget per location.
-
-    Taking a slot locks the studio's budget row, counts the requests in flight and those
-    answered within the window, and logs the new one as in flight; its answer is stamped
-    when it arrives, and it counts until then plus the window. The database's clock is
-    the one every process reads. A request left in flight by a process that died keeps its
-    slot for `abandoned_after` seconds (longer than any request can take: the client's
-    timeout, then the window), then frees it. `connect` opens a connection to the
-    application database as the administrative role; each thread borrows its own.
-    """
-
-    connect: Callable[[], psycopg.Connection]
-    requests: int = 100
-    window: float = 10.0
-    daily: int = 200_000
-    margin: float = 0.05
-    abandoned_after: float = 120.0
-    sleep: Callable[[float], None] = time.sleep
-    _idle: list[psycopg.Connection] = field(default_factory=list, init=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
-    _holder: str = field(default="", init=False)  # who took a slot: host and process
-
-    def __post_init__(self) -> None:
-        self._holder = f"{socket.gethostname()}:{os.getpid()}"
-
-    @contextmanager
-    def slot(self, location_id: str) -> Iterator[None]:
-        while True:
-            request_id, wait = self._try_acquire(location_id)
-            if request_id is not None:
-                break
-            self.sleep(wait)
-        try:
-            yield
-        finally:
-            try:
-                with self._connection() as conn:
-                    conn.execute(
-                        "UPDATE ops.ghl_requests SET answered_at = clock_timestamp() WHERE id = %s",
-                        (request_id,),
-                    )
-            except psycopg.Error as error:  # the slot frees itself after `abandoned_after`
-                log.warning("ghl_budget_unrecorded", location_id=location_id, error=str(error))
-
-    def _try_acquire(self, location_id: str) -> tuple[int | None, float]:
-        """Take a slot: (its log id, 0); or (None, how long to wait for one)."""
-        keep = timedelta(seconds=self.window + self.margin)
-        with self._connection() as conn, conn.transaction():
-            locked = conn.execute(SLOT_LOCK, {"location": location_id}).fetchone()
-            assert locked is not None  # an upsert's RETURNING always has its row
-            now, today, used = locked
-            if used >= self.daily:
-                exhausted = True
-            else:
-                exhausted = False
-                in_window = conn.execute(SLOT_COUNT, {
-                    "location": location_id, "now": now, "keep": keep,
-                    "abandoned": timedelta(seconds=self.abandoned_after),
-                }).fetchone()  # fmt: skip
-                assert in_window is not None  # an aggregate always has its row
-                counted, oldest = in_window
-                if counted >= self.requests:
-                    if oldest is None:  # every slot is in flight: one frees when it is answered
-                        return None, 0.01
-                    return None, max((oldest + keep - now).total_seconds(), 0.001)
-                taken = conn.execute(SLOT_TAKE, {
-                    "location": location_id, "now": now, "today": today, "used": used,
-                    "holder": self._holder,
-                }).fetchone()  # fmt: skip
-                assert taken is not None  # an INSERT's RETURNING always has its row
-                request_id = taken[0]
-        if exhausted:
-            raise DailyLimitReached(429, f"daily limit of {self.daily} requests reached")
-        return request_id, 0.0
-
-    def exhaust_day(self, location_id: str) -> None:
-        with self._connection() as conn:
-            conn.execute(
-                """INSERT INTO ops.ghl_request_budget AS b (location_id, day, used)
-                   VALUES (%(location)s, (clock_timestamp() AT TIME ZONE 'UTC')::date, %(daily)s)
-                   ON CONFLICT (location_id) DO UPDATE SET day = excluded.day,
-                       used = CASE WHEN b.day = excluded.day THEN greatest(b.used, excluded.used)
-                                   ELSE excluded.used END""",
-                {"location": location_id, "daily": self.daily},
-            )
-
-    @contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection]:
-        """An idle autocommit connection of this budget's, or a new one."""
-        with self._lock:
-            conn = self._idle.pop() if self._idle else None
-        if conn is None or conn.closed:
-            conn = self.connect()
-            conn.autocommit = True
-        try:
-            yield conn
-        except BaseException:
-            conn.close()  # broken or interrupted mid-statement: never reused
-            raise
-        with self._lock:
-            self._idle.append(conn)
-
-    def close(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
-
-
-@contextmanager
-def shared_budget_client(
-    token: str | Credentials, *, base_url: str, connect: Callable[[], psycopg.Connection]
-) -> Iterator[GhlClient]:
-    """A client whose request budget is the one every process shares through Postgres
-    (`connect`: autocommit connections to the application database): GHL's limit is per
-    location, whichever run, CLI command or worker asks."""
-    budget = PostgresRequestBudget(connect)
-    try:
-        with GhlClient(token, base_url=base_url, budget=budget) as client:
-            yield client
-    finally:
-        budget.close()
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ from dateutil.relativedelta import relativedelta
 from psycopg.rows import class_row
 
 from trainu_dagster.ghl.api_records import Stream
-from trainu_dagster.ghl.client import GhlClient, GhlError
+from trainu_dagster.ghl.client import GhlClient
+from trainu_dagster.ghl.errors import GhlError
 from trainu_dagster.ingest.pull import (
     OnMessages,
     OnPage,

@@ -44,7 +44,8 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from trainu_dagster.ghl.api_records import Stream, parse_record
-from trainu_dagster.ghl.client import GhlAnswerError, GhlClient, GhlPagingError, epoch_ms
+from trainu_dagster.ghl.client import GhlClient, epoch_ms
+from trainu_dagster.ghl.errors import GhlAnswerError, GhlPagingError
 from trainu_dagster.ghl.payloads import (
     EntityChange,
     OptOut,

@@ -38,7 +38,8 @@ from uuid import UUID
 import httpx
 import psycopg
 
-from trainu_dagster.ghl.client import GhlClient, GhlError, RetryableGhlError
+from trainu_dagster.ghl.client import GhlClient
+from trainu_dagster.ghl.errors import GhlError, RetryableGhlError
 from trainu_dagster.messaging import outbox_rules, outbox_store, policy
 from trainu_dagster.messaging.inbound import apply_landed_status
 from trainu_dagster.messaging.outbox_store import Claim, Due, set_paused, status, work_waiting

@@ -10,7 +10,8 @@ from dagster import ConfigurableResource
 from pydantic import SecretStr
 
 from trainu_dagster.connections.credentials import database_credentials
-from trainu_dagster.ghl.client import GhlClient, shared_budget_client
+from trainu_dagster.connections.request_budget import shared_budget_client
+from trainu_dagster.ghl.client import GhlClient
 from trainu_dagster.resources.postgres import PostgresResource
 from trainu_dagster.settings import Settings
 
