@@ -5,9 +5,13 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 
 .PHONY: up test lint install manifest browser prism bench-webhooks bench-pulls bench-dbt bench-ingest bench-insights bench-drafts bench-outbox bench-app bench-stack bench-cli
 
+# Bytecode is compiled once at install, as pip would: where PYTHONDONTWRITEBYTECODE is set
+# (this machine and CI), every process would otherwise compile Dagster, dbt and the rest
+# from source each time it starts (seconds per process, hundreds of processes in the suite).
 install:
 	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --quiet --user "uv==$(UV_VERSION)"
-	"$(UV)" sync --locked
+	"$(UV)" sync --locked --compile-bytecode
+	"$(UV)" run --no-sync python -m compileall -q trainu_dagster ghl_simulator sensors streamlit_app
 
 # dagster-dbt reads dbt's manifest at import time; parse needs no database. It is parsed
 # again only when a file of the dbt project (or the lock) is newer than it, so a running

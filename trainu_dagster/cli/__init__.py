@@ -31,6 +31,7 @@ app = typer.Typer(
     help="TrainU: GHL data in, show-rates and approved outreach out.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # as every group's (cli/common.command_group): no Rich at start-up
 )
 
 

@@ -15,6 +15,12 @@ if TYPE_CHECKING:
     from trainu_dagster.settings import Settings
 
 
+def command_group(help: str) -> typer.Typer:
+    """A group of commands, its help in click's plain format: Rich's renderer costs half a
+    second of imports on every `--help`, and the CLI should answer at once."""
+    return typer.Typer(help=help, no_args_is_help=True, rich_markup_mode=None)
+
+
 def fail(message: str) -> typer.Exit:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     return typer.Exit(code=1)

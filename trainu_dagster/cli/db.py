@@ -7,9 +7,15 @@ from typing import Annotated
 
 import typer
 
-from trainu_dagster.cli.common import fail, get_settings, prepare_database, running_database
+from trainu_dagster.cli.common import (
+    command_group,
+    fail,
+    get_settings,
+    prepare_database,
+    running_database,
+)
 
-app = typer.Typer(help="The Postgres server: start, stop, inspect, migrate.", no_args_is_help=True)
+app = command_group("The Postgres server: start, stop, inspect, migrate.")
 
 
 @app.command("start")

@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from trainu_dagster.cli.common import fail, get_settings, running_database
+from trainu_dagster.cli.common import command_group, fail, get_settings, running_database
 
 if TYPE_CHECKING:
     import psycopg
 
     from trainu_dagster.ingest.retry import RetryReport
 
-app = typer.Typer(help="The sync dead-letter queue: inspect, retry, repair.", no_args_is_help=True)
+app = command_group("The sync dead-letter queue: inspect, retry, repair.")
 
 
 @app.command("list")

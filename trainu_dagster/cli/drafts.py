@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from trainu_dagster.cli.common import fail, get_settings
+from trainu_dagster.cli.common import command_group, fail, get_settings
 
-app = typer.Typer(help="Checking drafts as the pipeline does.", no_args_is_help=True)
+app = command_group("Checking drafts as the pipeline does.")
 
 
 @app.command("validate")

@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from trainu_dagster.cli.common import get_settings, running_database
+from trainu_dagster.cli.common import command_group, get_settings, running_database
 
-app = typer.Typer(help="Risk insights: how well the score ranks.", no_args_is_help=True)
+app = command_group("Risk insights: how well the score ranks.")
 
 
 @app.command("backtest")

@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 
-from trainu_dagster.cli.common import fail, get_settings, running_database
+from trainu_dagster.cli.common import command_group, fail, get_settings, running_database
 
-app = typer.Typer(help="Studios (GHL locations) served by this install.", no_args_is_help=True)
+app = command_group("Studios (GHL locations) served by this install.")
 
 
 STDIN_HELP = (

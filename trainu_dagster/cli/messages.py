@@ -8,7 +8,9 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="Reading client messages as the pipeline does.", no_args_is_help=True)
+from trainu_dagster.cli.common import command_group
+
+app = command_group("Reading client messages as the pipeline does.")
 
 
 @app.command("classify")

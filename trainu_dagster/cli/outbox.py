@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from trainu_dagster.cli.common import fail, get_settings, running_database
+from trainu_dagster.cli.common import command_group, fail, get_settings, running_database
 
-app = typer.Typer(
-    help="Approved messages on their way out through GHL: inspect, pause, resume, send one.",
-    no_args_is_help=True,
+app = command_group(
+    "Approved messages on their way out through GHL: inspect, pause, resume, send one."
 )
 
 

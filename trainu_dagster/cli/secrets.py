@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from trainu_dagster.cli.common import fail, get_settings, running_database
+from trainu_dagster.cli.common import command_group, fail, get_settings, running_database
 
-app = typer.Typer(help="Keys sealing the stored secrets: rotate them.", no_args_is_help=True)
+app = command_group("Keys sealing the stored secrets: rotate them.")
 
 
 @app.command("new-key")

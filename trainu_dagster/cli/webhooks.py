@@ -6,12 +6,9 @@ from typing import Annotated
 
 import typer
 
-from trainu_dagster.cli.common import fail, get_settings, running_database
+from trainu_dagster.cli.common import command_group, fail, get_settings, running_database
 
-app = typer.Typer(
-    help="Landed webhook deliveries: counts by status and type, reprocessing.",
-    no_args_is_help=True,
-)
+app = command_group("Landed webhook deliveries: counts by status and type, reprocessing.")
 
 
 @app.command("status")
