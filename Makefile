@@ -3,7 +3,7 @@
 UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 
-.PHONY: up test lint install manifest browser prism bench-webhooks bench-pulls bench-dbt bench-ingest bench-insights bench-drafts bench-outbox bench-app bench-stack bench-cli
+.PHONY: up test lint install manifest browser prism bench-webhooks bench-pulls bench-dbt bench-ingest bench-insights bench-drafts bench-outbox bench-app bench-stack bench-cli bench-simulator
 
 # Bytecode is compiled once at install, as pip would: where PYTHONDONTWRITEBYTECODE is set
 # (this machine and CI), every process would otherwise compile Dagster, dbt and the rest
@@ -86,3 +86,7 @@ bench-stack: install
 # Start-up of the `trainu` command as a person runs it (.venv/bin/trainu), beside `python -c pass`.
 bench-cli: install
 	"$(UV)" run python benchmarks/cli_startup.py
+
+# The GHL simulator generating a 10,000-client studio.
+bench-simulator: install
+	"$(UV)" run python benchmarks/simulator.py

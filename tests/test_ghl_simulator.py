@@ -124,11 +124,11 @@ def test_at_risk_clients_drift_toward_no_shows(studio: Studio) -> None:
     assert missed[True] / total[True] > 2 * missed[False] / total[False]
 
 
-def test_ten_thousand_clients_generate_in_seconds() -> None:
-    started = time.perf_counter()
-    big = generate_studio(LOCATION, clients=10_000, seed=1, now=NOW)
-    assert len(big.contacts) == 10_000
-    assert time.perf_counter() - started < 20
+def test_a_large_studio_has_every_client_once_with_ghl_ids() -> None:
+    """How fast a 10,000-client studio generates is `make bench-simulator`'s to say."""
+    big = generate_studio(LOCATION, clients=2_000, seed=1, now=NOW)
+    assert len(big.contacts) == 2_000
+    assert all(GHL_ID.match(contact_id) for contact_id in big.contacts)
 
 
 # --- auth, versions, rate limits -------------------------------------------------------
