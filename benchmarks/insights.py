@@ -29,9 +29,9 @@ from trainu_dagster.ghl.budget import RequestBudget
 from trainu_dagster.ghl.client import GhlClient
 from trainu_dagster.ingest.pull import STREAMS, PullOptions, pull_stream
 from trainu_dagster.insights.backtest import backtest
-from trainu_dagster.insights.config import RiskConfig
 from trainu_dagster.insights.features import load_history
 from trainu_dagster.insights.history import score_clients
+from trainu_dagster.risk_config import RiskConfig
 
 # A client_activity of `n` clients with varied, plausible features (deterministic).
 SYNTHETIC_ACTIVITY = [

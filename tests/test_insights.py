@@ -20,11 +20,11 @@ from trainu_dagster.db.server import Database
 from trainu_dagster.ghl.client import GhlClient
 from trainu_dagster.ingest.pull import STREAMS, PullOptions, pull_stream
 from trainu_dagster.insights.backtest import backtest
-from trainu_dagster.insights.config import RiskConfig
 from trainu_dagster.insights.features import features_as_of, load_history
 from trainu_dagster.insights.history import read_features, score_clients
 from trainu_dagster.insights.scoring import FEATURES
 from trainu_dagster.resources.postgres import PostgresResource
+from trainu_dagster.risk_config import RiskConfig
 
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
 LOCATION = "loc-insights"

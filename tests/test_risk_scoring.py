@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from trainu_dagster.insights.config import FACTORS, RiskConfig
 from trainu_dagster.insights.history import features_json, reasons_json
 from trainu_dagster.insights.scoring import FEATURES, active, score
+from trainu_dagster.risk_config import FACTORS, RiskConfig
 
 NAN = math.nan
 

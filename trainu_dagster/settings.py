@@ -14,7 +14,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from trainu_dagster.insights.config import RiskConfig
+from trainu_dagster.risk_config import RiskConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

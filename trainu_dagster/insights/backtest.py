@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from trainu_dagster.insights.config import RiskConfig
 from trainu_dagster.insights.features import History, features_as_of
 from trainu_dagster.insights.scoring import active, score
+from trainu_dagster.risk_config import RiskConfig
 
 HORIZON = pd.Timedelta(days=30)
 TOP_SHARE = 0.10

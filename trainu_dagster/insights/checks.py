@@ -7,7 +7,7 @@ from datetime import datetime
 
 import psycopg
 
-from trainu_dagster.insights.config import RiskConfig
+from trainu_dagster.risk_config import RiskConfig
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyarrow import csv
 
-from trainu_dagster.insights.config import FACTORS, RiskConfig
 from trainu_dagster.insights.scoring import FEATURES, active, score
+from trainu_dagster.risk_config import FACTORS, RiskConfig
 
 # The mart's rows travel out by COPY as CSV into Arrow (a tenth of fetching them as
 # Python tuples); its columns, as the score reads them.

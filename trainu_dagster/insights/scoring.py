@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from trainu_dagster.insights.config import FACTORS, RiskConfig
+from trainu_dagster.risk_config import FACTORS, RiskConfig
 
 # The features the score reads, one row per client (the client_activity mart's columns).
 FEATURES = (

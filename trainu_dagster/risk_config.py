@@ -1,4 +1,6 @@
-"""The risk model's weights and thresholds: configuration, not code.
+"""The risk model's weights and thresholds: configuration, not code. It sits beside
+`settings` (which reads it from the environment), below every layer, so that what reads
+settings does not reach the insights package through it.
 
 Defaults are the transparent rules studios already use; an owner or data engineer tunes
 them with `TRAINU_RISK_MODEL` (JSON, e.g. `{"weights": {"no_upcoming": 0.2}}`). Every
