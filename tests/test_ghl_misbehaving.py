@@ -38,7 +38,7 @@ from trainu_dagster.ingest.pull import PullResult, pull_stream
 
 LOC = "loc-faulty"
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
-SPECS = Path(__file__).resolve().parents[2] / "shared" / "ghl" / "openapi"
+SPECS = Path(__file__).parent / "data" / "ghl" / "openapi"  # GHL's specs, as copied there
 PRISM = Path(__file__).parent / "prism" / "node_modules" / ".bin" / "prism"
 
 
