@@ -31,23 +31,32 @@ from trainu_dagster.observability.logging import configure_logging  # noqa: E402
 TEMPLATE = "trainu_template"
 _numbers = itertools.count(1)
 
-# `make test` spreads the modules over two processes (pytest-xdist, --dist loadfile), which
-# take whole modules in collection order: the longest start first, so neither process is
-# left with a long module at the end while the other waits.
-SLOWEST_FIRST = (
+# `make test` spreads the modules over two processes (pytest-xdist, --dist loadfile
+# --no-loadscope-reorder), which take whole modules in collection order: the longest start
+# first, so neither process is left with a long module at the end while the other waits.
+SLOWEST_FIRST = (  # by their time in `make test` on 2026-12-07
     "test_stack",
+    "test_marts",
     "test_dbt_assets",
+    "test_outbox",
+    "test_studio_backfill",
+    "test_ghl_misbehaving",
+    "test_mart_rls",
+    "test_end_to_end",
+    "test_state_drafts",
+    "test_browser",
+    "test_insights",
     "test_dagster_definitions",
+    "test_run_shutdown",
+    "test_pulls",
+    "test_client_goals",
+    "test_dashboard",
+    "test_receiver_durability",
+    "test_cli",
     "test_dead_letters",
     "test_ghl_simulator",
-    "test_marts",
-    "test_outbox",
-    "test_browser",
-    "test_cli",
-    "test_receiver_durability",
-    "test_drafts",
-    "test_dashboard",
     "test_dbt_project",
+    "test_drafts",
 )
 
 
