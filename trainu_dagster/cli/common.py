@@ -6,12 +6,15 @@ and SQLAlchemy, psycopg or pydantic-settings would add seconds to it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import typer
 
 if TYPE_CHECKING:
     from trainu_dagster.db.server import Database
+    from trainu_dagster.ghl.client import GhlClient
     from trainu_dagster.settings import Settings
 
 
@@ -52,3 +55,22 @@ def prepare_database(settings: Settings) -> Database:
     ensure_database_exists(database, database.dagster_database)
     migrate.upgrade(database)
     return database
+
+
+@contextmanager
+def studio_ghl_client(settings: Settings, database: Database) -> Iterator[GhlClient]:
+    """GHL as the pipelines reach it: each studio's own token, and the request budget every
+    process shares through the database."""
+    import psycopg
+
+    from trainu_dagster.connections.credentials import database_credentials
+    from trainu_dagster.connections.request_budget import shared_budget_client
+
+    def connect() -> psycopg.Connection:
+        return database.connect(autocommit=True)
+
+    credentials = database_credentials(settings, connect)
+    with shared_budget_client(
+        credentials, base_url=settings.ghl_base_url, connect=connect
+    ) as client:
+        yield client

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from trainu_dagster.cli.common import command_group, fail, get_settings, running_database
+from trainu_dagster.cli.common import (
+    command_group,
+    fail,
+    get_settings,
+    running_database,
+    studio_ghl_client,
+)
 
 app = command_group(
     "Approved messages on their way out through GHL: inspect, pause, resume, send one."
@@ -69,10 +75,6 @@ def outbox_send_now(message_id: str) -> None:
     from datetime import timedelta
     from uuid import UUID
 
-    import psycopg
-
-    from trainu_dagster.connections.credentials import database_credentials
-    from trainu_dagster.connections.request_budget import shared_budget_client
     from trainu_dagster.messaging import outbox
 
     settings = get_settings()
@@ -91,14 +93,8 @@ def outbox_send_now(message_id: str) -> None:
             raise fail(f"message {message_id} is {found[0]}: only approved messages are sent")
         conn.execute("UPDATE app.messages SET held_until = NULL WHERE id = %s", (wanted,))
 
-    def connect() -> psycopg.Connection:
-        return database.connect(autocommit=True)
-
-    credentials = database_credentials(settings, connect)
     with (
-        shared_budget_client(
-            credentials, base_url=settings.ghl_base_url, connect=connect
-        ) as client,
+        studio_ghl_client(settings, database) as client,
         database.connect(autocommit=True) as conn,
     ):
         report = outbox.drain(

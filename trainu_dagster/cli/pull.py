@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from trainu_dagster.cli.common import fail, get_settings, running_database
+from trainu_dagster.cli.common import fail, get_settings, running_database, studio_ghl_client
 
 
 def pull(
@@ -26,11 +26,8 @@ def pull(
     """Pull GHL data through the REST API into the raw tables, resuming from each cursor."""
     from datetime import UTC, datetime
 
-    import psycopg
     from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-    from trainu_dagster.connections.credentials import database_credentials
-    from trainu_dagster.connections.request_budget import shared_budget_client
     from trainu_dagster.ghl.errors import GhlError
     from trainu_dagster.ingest.pull import (
         STREAMS,
@@ -61,14 +58,8 @@ def pull(
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[records]}"),
                TimeElapsedColumn())  # fmt: skip
 
-    def connect() -> psycopg.Connection:
-        return database.connect(autocommit=True)
-
-    credentials = database_credentials(settings, connect)
     with (
-        shared_budget_client(
-            credentials, base_url=settings.ghl_base_url, connect=connect
-        ) as client,
+        studio_ghl_client(settings, database) as client,
         database.connect(autocommit=True) as conn,
         Progress(*columns, transient=False) as progress,
     ):
