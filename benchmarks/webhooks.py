@@ -319,28 +319,8 @@ def measure(
     return {"load_1min": round(load, 2), "disk_flush": flushes, "fixed_rate": fixed, "wrk": flood}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--seconds", type=int, default=15, help="wrk duration per server")
-    parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument(
-        "--deliveries", type=int, default=250_000, help="distinct signed bodies for wrk"
-    )
-    parser.add_argument("--rate", type=int, default=1000, help="open-loop requests/s for latency")
-    parser.add_argument("--latency-seconds", type=int, default=10)
-    parser.add_argument(
-        "--workers", type=int, default=1, help="uvicorn worker processes, the same for both servers"
-    )
-    parser.add_argument(
-        "--rounds", type=int, default=3, help="hello world then receiver, this many times"
-    )
-    args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        sys.exit("wrk is needed: apt-get install -y wrk (make bench-webhooks does it)")
-
-    database, work = start_database("webhooks")
+def measure_rounds(args: argparse.Namespace, database: Database, work: Path) -> tuple[list, int]:
+    """Every round, side by side; and the rows stored at the end."""
     key = Ed25519PrivateKey.generate()
     env = {
         **os.environ,
@@ -385,7 +365,35 @@ def main() -> None:
 
     with database.connect() as conn:
         stored = conn.execute("SELECT count(*) FROM raw.webhook_events").fetchone()[0]
-    stop_database(work)
+    return rounds, stored
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=int, default=15, help="wrk duration per server")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument(
+        "--deliveries", type=int, default=250_000, help="distinct signed bodies for wrk"
+    )
+    parser.add_argument("--rate", type=int, default=1000, help="open-loop requests/s for latency")
+    parser.add_argument("--latency-seconds", type=int, default=10)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="uvicorn worker processes, the same for both servers"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="hello world then receiver, this many times"
+    )
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is needed: apt-get install -y wrk (make bench-webhooks does it)")
+
+    database, work = start_database("webhooks")
+    try:
+        rounds, stored = measure_rounds(args, database, work)
+    finally:
+        stop_database(work)  # a failed run leaves no server behind
     # Every round's wrk replays the same bodies from the first: the acknowledged ones are
     # the first n of the file. Each round's fixed-rate bodies are its own.
     acked = max(r["receiver"]["wrk"]["requests"] - r["receiver"]["wrk"]["non_2xx"] for r in rounds)
